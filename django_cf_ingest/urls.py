@@ -1,0 +1,13 @@
+from django.urls import path
+
+from .conf import get_settings
+from .internal import views
+
+app_name = "cf_ingest"
+
+prefix = get_settings().INTERNAL_URL_PREFIX
+
+urlpatterns = [
+    path(f"{prefix}dead", views.dead, name="dead"),
+    path(f"{prefix}<str:upload_id>", views.ingest, name="ingest"),
+]

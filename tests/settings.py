@@ -1,0 +1,22 @@
+"""Test settings: the demo site's, on SQLite by default or on PostgreSQL when
+``DATABASE_ENGINE=postgresql``, with files under a throwaway directory."""
+
+import os
+import tempfile
+
+os.environ.setdefault("CF_INGEST_VAR_DIR", tempfile.mkdtemp(prefix="cf-ingest-test-"))
+
+from example_project.settings import *  # noqa: E402, F403
+from example_project.settings import CF_INGEST, DATABASES, VAR_DIR  # noqa: E402
+
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    DATABASES["default"]["NAME"] = str(VAR_DIR / "test.sqlite3")
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+CF_INGEST = {
+    **CF_INGEST,
+    "INTERNAL_SECRETS": ["test-secret-0123456789abcdef"],
+    "RETRY_BASE_DELAY": 0.05,
+    "RETRY_MAX_DELAY": 1.0,
+}
