@@ -38,6 +38,9 @@ class ProviderError(IngestError):
 
     #: Stable machine-readable name of the failure, stored in the usage ledger.
     code = "provider_error"
+    #: Tokens the failed call still consumed, where the vendor reported them.
+    tokens_in: int = 0
+    tokens_out: int = 0
 
     def __init__(self, message: str, *, status_code: int | None = None) -> None:
         super().__init__(message)

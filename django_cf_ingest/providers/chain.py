@@ -97,7 +97,12 @@ def _call(
     try:
         result = provider.extract(request)
     except InvalidOutputError as exc:
-        result = ProviderResult(data=None, model=provider.model, raw_text=exc.raw_text)
+        result = ProviderResult(
+            data=None,
+            model=provider.model,
+            usage=Usage(exc.tokens_in, exc.tokens_out),
+            raw_text=exc.raw_text,
+        )
         validated = Validated(data={}, is_valid=False, errors=[str(exc)])
     except ProviderError as exc:
         calls.append(
@@ -106,6 +111,7 @@ def _call(
                 model=provider.model,
                 purpose=purpose,
                 status="error",
+                usage=Usage(exc.tokens_in, exc.tokens_out),
                 latency_ms=int((time.monotonic() - started) * 1000),
                 error_class=type(exc).__name__,
                 error_message=str(exc)[:1000],
