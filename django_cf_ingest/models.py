@@ -170,12 +170,16 @@ class Upload(models.Model):
         anything is queued.
         """
         if not self.file:
-            raise ValidationError({"file": "A file is required."}, code="required")
+            raise ValidationError(
+                {"file": ValidationError("A file is required.", code="required")}
+            )
         try:
             with self.file.open("rb") as stream:
                 info = inspect_file(stream)
         except UploadRejected as exc:
-            raise ValidationError({"file": str(exc)}, code=exc.code) from exc
+            raise ValidationError(
+                {"file": ValidationError(str(exc), code=exc.code)}
+            ) from exc
         self.content_type = info.content_type
         self.size = info.size
         self.sha256 = info.sha256
