@@ -64,11 +64,16 @@ def valid_data(request: ExtractionRequest) -> dict[str, Any]:
 
 class FakeProvider(Provider):
     """Options: ``DELAY`` (s), ``FAIL`` ("transient" | "permanent" | ""),
-    ``CONFIDENCE`` (float), ``MODEL``."""
+    ``CONFIDENCE`` (float), ``MODEL``, ``CALL_LOG`` (a file that gets one line
+    per call, for counting calls across processes)."""
 
     def extract(self, request: ExtractionRequest) -> ProviderResult:
         with _lock:
             calls[request.filename] += 1
+            log = self.options.get("CALL_LOG")
+            if log:
+                with open(log, "a") as handle:
+                    handle.write(request.filename + "\n")
         delay = float(self.options.get("DELAY", 0))
         if delay:
             time.sleep(delay)
