@@ -1,5 +1,5 @@
-# Python 3.12 or newer. On a pyenv machine the newest installed 3.12 is used.
-PYTHON ?= $(shell command -v python3.12 2>/dev/null || ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.12*/bin/python3.12 2>/dev/null | sort -V | tail -n 1)
+# Python 3.12 or newer (set PYTHON=... to choose); uv comes from PyPI if missing.
+PYTHON ?= $(shell scripts/find-python)
 UV ?= $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -8,11 +8,11 @@ DEMO_PORT ?= 8000
 
 .PHONY: install demo run test test-postgres lint typecheck check samples clean
 
-$(UV):
+.tools/bin/uv:
 	python3 -m pip install --quiet --target .tools/lib uv
 	mkdir -p .tools/bin && ln -sf ../lib/bin/uv .tools/bin/uv
 
-$(VENV)/.installed: pyproject.toml uv.lock | $(UV)
+$(VENV)/.installed: pyproject.toml uv.lock | $(filter .tools/bin/uv,$(UV))
 	$(UV) sync --frozen --all-extras --python "$(PYTHON)"
 	touch $@
 
