@@ -168,7 +168,17 @@ LOGGING = {
 }
 
 
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+
+
 def _queue() -> dict[str, Any]:
+    if env("CF_INGEST_QUEUE") == "celery":
+        return {
+            "BACKEND": "django_cf_ingest.queues.celery.CeleryBackend",
+            "OPTIONS": {"QUEUE": env("CELERY_INGEST_QUEUE", "ingest")},
+        }
     queue_id = env("CF_AI_INGEST_QUEUE_ID")
     if not queue_id:
         return {"BACKEND": "django_cf_ingest.queues.database.DatabaseBackend"}
