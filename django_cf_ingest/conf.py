@@ -75,6 +75,9 @@ class IngestSettings:
     INTERNAL_SECRETS: tuple[str, ...] = ()
     REQUIRE_SIGNATURE: bool = False
     SIGNATURE_MAX_AGE: int = 300
+    # Cache alias that remembers seen signatures, so a signed request is
+    # accepted once. Share it between server processes (Redis, Memcached, DB).
+    REPLAY_CACHE: str = "default"
     INTERNAL_MAX_BODY_SIZE: int = 1024 * 1024
     INTERNAL_INGEST_BASE_URL: str = "http://127.0.0.1:8000"
     INTERNAL_URL_PREFIX: str = "internal/ingest/"

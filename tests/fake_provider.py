@@ -12,7 +12,11 @@ import time
 from collections import Counter
 from typing import Any
 
-from django_cf_ingest.exceptions import PermanentProviderError, TransientProviderError
+from django_cf_ingest.exceptions import (
+    PermanentProviderError,
+    RateLimited,
+    TransientProviderError,
+)
 from django_cf_ingest.providers.base import (
     ExtractionRequest,
     Provider,
@@ -63,9 +67,9 @@ def valid_data(request: ExtractionRequest) -> dict[str, Any]:
 
 
 class FakeProvider(Provider):
-    """Options: ``DELAY`` (s), ``FAIL`` ("transient" | "permanent" | ""),
-    ``CONFIDENCE`` (float), ``MODEL``, ``CALL_LOG`` (a file that gets one line
-    per call, for counting calls across processes)."""
+    """Options: ``DELAY`` (s), ``FAIL`` ("transient" | "rate_limited" |
+    "permanent" | ""), ``CONFIDENCE`` (float), ``MODEL``, ``CALL_LOG`` (a file
+    that gets one line per call, for counting calls across processes)."""
 
     def extract(self, request: ExtractionRequest) -> ProviderResult:
         with _lock:
@@ -80,6 +84,8 @@ class FakeProvider(Provider):
         failure = self.options.get("FAIL", "")
         if failure == "transient":
             raise TransientProviderError("fake outage", status_code=503, retry_after=1)
+        if failure == "rate_limited":
+            raise RateLimited("fake rate limit", status_code=429, retry_after=7)
         if failure == "permanent":
             raise PermanentProviderError("fake refusal", status_code=400)
         return ProviderResult(

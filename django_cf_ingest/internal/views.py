@@ -24,8 +24,8 @@ from functools import wraps
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.cache import add_never_cache_headers
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_http_methods
 
 from ..conf import get_settings
 from ..models import Stage
@@ -37,47 +37,90 @@ logger = logging.getLogger("django_cf_ingest.internal")
 View = Callable[..., HttpResponse]
 
 
-def error(status: int, code: str, message: str, **extra: Any) -> JsonResponse:
-    response = JsonResponse({"error": {"code": code, "message": message}, **extra}, status=status)
+def error(status: int, code: str, message: str, /, **extra: Any) -> JsonResponse:
+    """A JSON error ``{"error": {"code", "message"}}``; ``retryAfter`` in
+    ``extra`` also becomes the ``Retry-After`` header (whole seconds)."""
+    body = {"error": {"code": code, "message": message}, **extra}
+    response = JsonResponse(body, status=status)
     retry_after = extra.get("retryAfter")
     if retry_after is not None:
         response["Retry-After"] = str(max(1, math.ceil(float(retry_after))))
     return response
 
 
+def _read_body(request: HttpRequest, limit: int) -> bytes | JsonResponse:
+    too_large = error(413, "body_too_large", f"The body exceeds {limit} bytes.")
+    try:
+        declared = int(request.headers.get("Content-Length") or 0)
+    except ValueError:
+        return error(400, "bad_length", "Content-Length is not a number.")
+    if declared > limit:
+        return too_large
+    body = request.read(limit + 1)
+    if len(body) > limit:
+        return too_large
+    return body
+
+
 def internal_endpoint(*methods: str) -> Callable[[View], View]:
-    """Secret-checked, CSRF-exempt, session-free, size-limited, method-limited."""
+    """Secret-checked, CSRF-exempt, session-free, size-limited, method-limited.
+
+    The view gets the raw body after the credentials were checked against it,
+    and never the session or the user: nothing here reads them.
+    """
+    allowed = [method.upper() for method in methods]
 
     def decorator(view: View) -> View:
         @csrf_exempt
-        @require_http_methods(list(methods))
         @wraps(view)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            limit = get_settings().INTERNAL_MAX_BODY_SIZE
-            try:
-                declared = int(request.headers.get("Content-Length") or 0)
-            except ValueError:
-                return error(400, "bad_length", "Content-Length is not a number.")
-            if declared > limit:
-                return error(413, "body_too_large", f"The body exceeds {limit} bytes.")
-            body = request.read(limit + 1)
-            if len(body) > limit:
-                return error(413, "body_too_large", f"The body exceeds {limit} bytes.")
-            failure = authenticate(request, body)
-            if failure is not None:
-                logger.warning(
-                    "internal call refused path=%s code=%s", request.path, failure.code
-                )
-                return error(failure.status, failure.code, failure.message)
-            return view(request, body, *args, **kwargs)
+            response = _guarded(view, allowed, request, *args, **kwargs)
+            add_never_cache_headers(response)
+            return response
 
         return wrapper
 
     return decorator
 
 
+def _guarded(
+    view: View, allowed: list[str], request: HttpRequest, *args: Any, **kwargs: Any
+) -> HttpResponse:
+    if request.method not in allowed:
+        response = error(
+            405, "method_not_allowed", f"Use {', '.join(allowed)} on this endpoint."
+        )
+        response["Allow"] = ", ".join(allowed)
+        return response
+
+    body = _read_body(request, get_settings().INTERNAL_MAX_BODY_SIZE)
+    if isinstance(body, JsonResponse):
+        return body
+
+    failure = authenticate(request, body)
+    if failure is not None:
+        logger.warning(
+            "internal call refused path=%s status=%s code=%s",
+            request.path,
+            failure.status,
+            failure.code,
+        )
+        extra = (
+            {} if failure.retry_after is None else {"retryAfter": failure.retry_after}
+        )
+        return error(failure.status, failure.code, failure.message, **extra)
+
+    try:
+        return view(request, body, *args, **kwargs)
+    except Exception:
+        # Our own failure: a 500 tells the caller to retry.
+        logger.exception("internal endpoint failed path=%s", request.path)
+        return error(500, "internal_error", "The server failed; try again later.")
+
+
 def parse_upload_id(raw: str) -> int | None:
-    if not raw.isdigit() or len(raw) > 18:
+    # isdigit() alone also accepts non-ASCII digits, such as Arabic-Indic ones.
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         return None
     value = int(raw)
     return value if value > 0 else None
@@ -95,29 +138,54 @@ def parse_json(body: bytes) -> dict[str, Any] | JsonResponse:
 
 def outcome_response(outcome: Outcome) -> JsonResponse:
     payload = outcome.as_dict()
+    if outcome.result not in (Result.DONE, Result.ALREADY_DONE):
+        # These two travel in the error object.
+        payload.pop("error", None)
+        payload.pop("code", None)
     match outcome.result:
-        case Result.DONE:
-            return JsonResponse(payload, status=200)
-        case Result.ALREADY_DONE:
+        case Result.DONE | Result.ALREADY_DONE:
             return JsonResponse(payload, status=200)
         case Result.NOT_FOUND:
             return error(404, "unknown_upload", "No such upload.", **payload)
         case Result.BUSY:
-            return error(409, "busy", outcome.error or "Upload is busy.", **payload)
+            message = outcome.error or "Another delivery holds this upload."
+            return error(409, "busy", message, **payload)
         case Result.FAILED:
-            return error(422, outcome.error_code or "failed", outcome.error, **payload)
+            message = outcome.error or "The upload cannot be processed."
+            return error(422, outcome.error_code or "failed", message, **payload)
         case Result.RETRY:
             status = 429 if outcome.error_code == "rate_limited" else 503
             payload.setdefault("retryAfter", 30)
-            return error(status, outcome.error_code or "retry", outcome.error, **payload)
+            message = outcome.error or "Try again later."
+            return error(status, outcome.error_code or "retry", message, **payload)
+
+
+def _body_upload_id(body: bytes) -> object:
+    """The ``uploadId`` of a JSON body, if the caller sent one."""
+    if not body.strip():
+        return None
+    data = parse_json(body)
+    if isinstance(data, JsonResponse):
+        return data
+    return data.get("uploadId")
 
 
 @internal_endpoint("POST")
 def ingest(request: HttpRequest, body: bytes, upload_id: str) -> HttpResponse:
-    """Stage 1: run the pipeline on the server for one upload."""
+    """Stage 1: run the pipeline on the server for one upload.
+
+    The body may be empty. A JSON body may carry ``uploadId``, which must then
+    be the id in the path, and anything else (the consumer sends a ``nonce``).
+    """
     parsed = parse_upload_id(upload_id)
     if parsed is None:
         return error(400, "bad_upload_id", "The upload id must be a positive integer.")
+    in_body = _body_upload_id(body)
+    if isinstance(in_body, JsonResponse):
+        return in_body
+    if in_body is not None and (isinstance(in_body, bool) or in_body != parsed):
+        return error(400, "upload_id_mismatch", "uploadId differs from the path.")
+
     outcome = process_upload(parsed, stage=Stage.STAGE1)
     logger.info("ingest upload=%s outcome=%s", parsed, outcome.result.value)
     return outcome_response(outcome)
@@ -133,8 +201,12 @@ def dead(request: HttpRequest, body: bytes) -> HttpResponse:
     if isinstance(upload_id, bool) or not isinstance(upload_id, int) or upload_id <= 0:
         return error(400, "bad_upload_id", "uploadId must be a positive integer.")
     attempts = data.get("attempts")
-    if attempts is not None and (isinstance(attempts, bool) or not isinstance(attempts, int)):
+    if attempts is not None and (
+        isinstance(attempts, bool) or not isinstance(attempts, int)
+    ):
         return error(400, "bad_attempts", "attempts must be an integer.")
-    reason = str(data.get("reason") or data.get("error") or "dead-lettered by the queue")
+    reason = str(
+        data.get("reason") or data.get("error") or "dead-lettered by the queue"
+    )
     marked = mark_dead(upload_id, reason[:2000], attempts)
     return JsonResponse({"uploadId": upload_id, "marked": marked})

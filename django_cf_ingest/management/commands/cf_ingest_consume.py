@@ -3,6 +3,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ...conf import get_settings
@@ -59,7 +60,10 @@ class Command(BaseCommand):
                 f"The queue backend {type(backend).__name__} cannot be consumed "
                 "from here; it delivers to its own workers."
             )
-        handler = self._handler(options)
+        try:
+            handler = self._handler(options)
+        except ImproperlyConfigured as exc:
+            raise CommandError(str(exc)) from exc
         worker = Worker(
             backend,
             handler,
