@@ -101,10 +101,7 @@ def inspect_file(stream: IO[bytes]) -> FileInfo:
     stream.seek(0)
     head = stream.read(1024)
     stream.seek(0)
-    if PDF_MAGIC in head:
-        content_type = _sniff_pdf(stream)
-    else:
-        content_type = _sniff_image(stream)
+    content_type = _sniff_pdf(stream) if PDF_MAGIC in head else _sniff_image(stream)
     stream.seek(0)
 
     if content_type not in config.ALLOWED_CONTENT_TYPES:

@@ -173,6 +173,18 @@ class Upload(models.Model):
     def __str__(self) -> str:
         return self.original_name or self.file.name
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            super().save(*args, **kwargs)
+            return
+        if not self.sha256:
+            self.inspect()
+        # The row and its outbox message (written by post_save) commit together.
+        with transaction.atomic(
+            using=kwargs.get("using") or router.db_for_write(Upload)
+        ):
+            super().save(*args, **kwargs)
+
     def inspect(self) -> None:
         """Sniff, size and hash the file, or raise ``ValidationError`` saying why.
 
@@ -196,16 +208,6 @@ class Upload(models.Model):
         self.sha256 = info.sha256
         if not self.original_name:
             self.original_name = os.path.basename(self.file.name or "")[:255]
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if not self._state.adding:
-            super().save(*args, **kwargs)
-            return
-        if not self.sha256:
-            self.inspect()
-        # The row and its outbox message (written by post_save) commit together.
-        with transaction.atomic(using=kwargs.get("using") or router.db_for_write(Upload)):
-            super().save(*args, **kwargs)
 
     @property
     def latest_extraction(self) -> Extraction | None:

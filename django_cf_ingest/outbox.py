@@ -62,7 +62,10 @@ def _relay_after_commit(ids: list[int], using: str) -> None:
 
 
 def relay(
-    *, ids: Sequence[int] | None = None, limit: int | None = None, using: str | None = None
+    *,
+    ids: Sequence[int] | None = None,
+    limit: int | None = None,
+    using: str | None = None,
 ) -> int:
     """Send pending outbox rows to the queue backend. Returns how many were sent."""
     from .models import OutboxMessage
@@ -125,7 +128,7 @@ def _postpone(db: str, rows: list[Any], exc: QueueError) -> None:
     delay = min(config.RETRY_MAX_DELAY, config.RETRY_BASE_DELAY * 2 ** (attempts - 1))
     if isinstance(exc, TransientQueueError) and exc.retry_after:
         delay = max(delay, exc.retry_after)
-    delay *= random.uniform(1.0, 1.25)  # noqa: S311 - jitter, not security
+    delay *= random.uniform(1.0, 1.25)
     OutboxMessage.objects.using(db).filter(pk__in=[r.pk for r in rows]).update(
         attempts=F("attempts") + 1,
         next_attempt_at=timezone.now() + timedelta(seconds=delay),

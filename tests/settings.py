@@ -12,8 +12,8 @@ import tempfile
 
 os.environ.setdefault("CF_INGEST_VAR_DIR", tempfile.mkdtemp(prefix="cf-ingest-test-"))
 
-from example_project.settings import *  # noqa: E402, F403
-from example_project.settings import CF_INGEST, DATABASES, VAR_DIR  # noqa: E402
+from example_project.settings import *  # noqa: F403
+from example_project.settings import CF_INGEST, DATABASES, VAR_DIR
 
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     DATABASES["default"]["NAME"] = str(VAR_DIR / "test.sqlite3")

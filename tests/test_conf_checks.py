@@ -86,7 +86,7 @@ def test_document_type_without_schema_is_an_error() -> None:
     assert [(e.id, e.obj) for e in errors] == [("cf_ingest.E001", "DocumentType lost")]
     assert isinstance(errors[0], Error)
     assert "register" in errors[0].hint
-    with pytest.raises(SystemCheckError, match="cf_ingest.E001"):
+    with pytest.raises(SystemCheckError, match=r"cf_ingest\.E001"):
         call_command("check")
 
 

@@ -31,7 +31,9 @@ FAKE = {"BACKEND": "tests.fake_provider.FakeProvider"}
 
 def upload_many(count: int, prefix: str = "doc") -> list[Upload]:
     return [
-        create_upload(io.BytesIO(make_png(f"{prefix}{n}")), "big-five", name=f"{prefix}{n}.png")
+        create_upload(
+            io.BytesIO(make_png(f"{prefix}{n}")), "big-five", name=f"{prefix}{n}.png"
+        )
         for n in range(count)
     ]
 

@@ -43,13 +43,16 @@ def test_bulk_create_costs_a_fixed_number_of_queries(
 ) -> None:
     doc_type = DocumentType.objects.get(slug="big-five")
     uploads = [
-        Upload(document_type=doc_type, file=ContentFile(make_png(f"n{n}"), name=f"{n}.png"))
+        Upload(
+            document_type=doc_type, file=ContentFile(make_png(f"n{n}"), name=f"{n}.png")
+        )
         for n in range(60)
     ]
 
-    with django_capture_on_commit_callbacks() as callbacks, CaptureQueriesContext(
-        connection
-    ) as queries:
+    with (
+        django_capture_on_commit_callbacks() as callbacks,
+        CaptureQueriesContext(connection) as queries,
+    ):
         created = Upload.objects.bulk_create(uploads)
     with CaptureQueriesContext(connection) as relay_queries:
         for callback in callbacks:
@@ -110,7 +113,9 @@ def test_relay_sends_in_batches(ingest_settings: Any) -> None:
     doc_type = DocumentType.objects.get(slug="big-five")
     Upload.objects.bulk_create(
         [
-            Upload(document_type=doc_type, file=ContentFile(make_png(f"{n}"), f"{n}.png"))
+            Upload(
+                document_type=doc_type, file=ContentFile(make_png(f"{n}"), f"{n}.png")
+            )
             for n in range(7)
         ]
     )

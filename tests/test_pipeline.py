@@ -103,7 +103,8 @@ def test_claim_of_a_crashed_delivery_is_taken_over(fake_chain: None) -> None:
 @pytest.mark.django_db
 def test_transient_failure_is_retried(ingest_settings: Any) -> None:
     ingest_settings(
-        PROVIDERS={"fake": {**FAKE["fake"], "FAIL": "transient"}}, PROVIDER_CHAIN=["fake"]
+        PROVIDERS={"fake": {**FAKE["fake"], "FAIL": "transient"}},
+        PROVIDER_CHAIN=["fake"],
     )
     upload = new_upload()
 
@@ -125,7 +126,8 @@ def test_transient_failure_is_retried(ingest_settings: Any) -> None:
 @pytest.mark.django_db
 def test_permanent_failure_is_not_retried(ingest_settings: Any) -> None:
     ingest_settings(
-        PROVIDERS={"fake": {**FAKE["fake"], "FAIL": "permanent"}}, PROVIDER_CHAIN=["fake"]
+        PROVIDERS={"fake": {**FAKE["fake"], "FAIL": "permanent"}},
+        PROVIDER_CHAIN=["fake"],
     )
     upload = new_upload()
 

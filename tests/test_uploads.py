@@ -49,7 +49,9 @@ def test_jpeg_and_pdf_are_recognised() -> None:
         (b"%PDF-1.7\n garbage that is no pdf", "corrupt", "corrupt"),
     ],
 )
-def test_bad_files_are_refused_and_not_queued(payload: bytes, code: str, words: str) -> None:
+def test_bad_files_are_refused_and_not_queued(
+    payload: bytes, code: str, words: str
+) -> None:
     with pytest.raises(ValidationError) as caught:
         create_upload(io.BytesIO(payload), "big-five", name="bad.png")
 
@@ -89,9 +91,13 @@ def test_objects_create_validates_too(png_bytes: bytes) -> None:
 
 
 def test_rolled_back_upload_leaves_no_message(png_bytes: bytes) -> None:
-    with pytest.raises(RuntimeError), transaction.atomic():
-        create_upload(io.BytesIO(png_bytes), "big-five", name="a.png")
-        raise RuntimeError("the view failed after the upload")
+    def upload_then_fail() -> None:
+        with transaction.atomic():
+            create_upload(io.BytesIO(png_bytes), "big-five", name="a.png")
+            raise RuntimeError("the view failed after the upload")
+
+    with pytest.raises(RuntimeError):
+        upload_then_fail()
 
     assert not Upload.objects.exists()
     assert not OutboxMessage.objects.exists()

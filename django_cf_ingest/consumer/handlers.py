@@ -29,7 +29,9 @@ class Decision:
     @classmethod
     def from_outcome(cls, outcome: Outcome) -> Decision:
         if outcome.result in (Result.RETRY, Result.BUSY):
-            return cls("retry", outcome.result.value, outcome.retry_after, outcome.error)
+            return cls(
+                "retry", outcome.result.value, outcome.retry_after, outcome.error
+            )
         return cls("ack", outcome.result.value, reason=outcome.error)
 
 

@@ -14,7 +14,9 @@ __all__ = ["QueueBackend", "ReceivedMessage", "Retry", "get_backend", "load_back
 def load_backend(config: dict[str, object]) -> QueueBackend:
     path = config.get("BACKEND")
     if not isinstance(path, str):
-        raise ImproperlyConfigured('CF_INGEST["QUEUE"]["BACKEND"] must be a dotted path.')
+        raise ImproperlyConfigured(
+            'CF_INGEST["QUEUE"]["BACKEND"] must be a dotted path.'
+        )
     unknown = sorted(set(config) - {"BACKEND", "OPTIONS"})
     if unknown:
         raise ImproperlyConfigured(
@@ -23,7 +25,9 @@ def load_backend(config: dict[str, object]) -> QueueBackend:
     try:
         cls = import_string(path)
     except ImportError as exc:
-        raise ImproperlyConfigured(f"Cannot import queue backend {path!r}: {exc}") from exc
+        raise ImproperlyConfigured(
+            f"Cannot import queue backend {path!r}: {exc}"
+        ) from exc
     if not (isinstance(cls, type) and issubclass(cls, QueueBackend)):
         raise ImproperlyConfigured(f"{path!r} is not a QueueBackend subclass.")
     options = config.get("OPTIONS") or {}

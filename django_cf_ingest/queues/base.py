@@ -68,9 +68,7 @@ class QueueBackend(ABC):
         """Take up to ``max_messages`` under a lease of ``visibility_timeout`` s."""
 
     @abstractmethod
-    def settle(
-        self, acks: Sequence[ReceivedMessage], retries: Sequence[Retry]
-    ) -> None:
+    def settle(self, acks: Sequence[ReceivedMessage], retries: Sequence[Retry]) -> None:
         """Ack some messages and retry others after a delay, in as few calls as
         the backend allows."""
 

@@ -46,7 +46,9 @@ class DatabaseBackend(QueueBackend):
 
     def _ready(self, now: Any) -> Any:
         free = Q(leased_until__isnull=True) | Q(leased_until__lt=now)
-        return self._messages().filter(free, dead_at__isnull=True, available_at__lte=now)
+        return self._messages().filter(
+            free, dead_at__isnull=True, available_at__lte=now
+        )
 
     def receive(
         self, max_messages: int, *, visibility_timeout: float
@@ -86,9 +88,7 @@ class DatabaseBackend(QueueBackend):
     def _held(self, message: ReceivedMessage) -> Any:
         return self._messages().filter(pk=int(message.id), lease_id=message.lease_id)
 
-    def settle(
-        self, acks: Sequence[ReceivedMessage], retries: Sequence[Retry]
-    ) -> None:
+    def settle(self, acks: Sequence[ReceivedMessage], retries: Sequence[Retry]) -> None:
         with transaction.atomic(using=self.db):
             if acks:
                 held = Q()

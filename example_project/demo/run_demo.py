@@ -19,7 +19,7 @@ from typing import Any
 
 SAMPLES_DIR = Path(__file__).resolve().parent / "samples"
 ADMIN_USER = "admin"
-ADMIN_PASSWORD = "admin"  # noqa: S105 - local demo account, printed for the user
+ADMIN_PASSWORD = "admin"
 
 
 def _setup() -> Path:
@@ -43,7 +43,9 @@ def _format_value(value: Any) -> str:
     if isinstance(value, list):
         return ", ".join(_format_value(v) for v in value)
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}: {_format_value(v)}" for k, v in value.items()) + "}"
+        return (
+            "{" + ", ".join(f"{k}: {_format_value(v)}" for k, v in value.items()) + "}"
+        )
     text = str(value)
     return text if len(text) <= 70 else text[:67] + "..."
 
@@ -92,7 +94,8 @@ def main() -> int:
     print()
     print(
         f"{len(manifest)} documents in {elapsed:.1f} s "
-        f"({len(manifest) / elapsed:.2f} documents/s), peak memory {peak_rss_mb:.0f} MB; "
+        f"({len(manifest) / elapsed:.2f} documents/s), "
+        f"peak memory {peak_rss_mb:.0f} MB; "
         f"{total_fields - failures}/{total_fields} fields as printed on the documents."
     )
     print()
@@ -119,7 +122,11 @@ def _report(upload_model: Any, expected_by_upload: dict[int, dict[str, Any]]) ->
         fields = []
         for name, expected in expected_by_upload[upload.pk].items():
             actual = data.get(name)
-            mark = "" if _same(expected, actual) else f" (expected {_format_value(expected)})"
+            mark = (
+                ""
+                if _same(expected, actual)
+                else f" (expected {_format_value(expected)})"
+            )
             failures += bool(mark)
             fields.append(f"{name}={_format_value(actual)}{mark}")
         if upload.status != "needs_review":
