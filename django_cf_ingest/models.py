@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import os
 import uuid
-from typing import Any
+from collections.abc import Collection, Iterable
+from typing import Any, cast
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -94,16 +95,35 @@ RUNNABLE_STATUSES = frozenset(
 )
 
 
-class UploadQuerySet(models.QuerySet["Upload"]):
-    def bulk_create(self, objs: Any, *args: Any, **kwargs: Any) -> list[Upload]:
+class UploadQuerySet(models.QuerySet["Upload", "Upload"]):
+    def bulk_create(  # type: ignore[override]  # same signature, bound model
+        self,
+        objs: Iterable[Upload],
+        batch_size: int | None = None,
+        ignore_conflicts: bool = False,
+        update_conflicts: bool = False,
+        update_fields: Collection[str] | None = None,
+        unique_fields: Collection[str] | None = None,
+    ) -> list[Upload]:
         """Create uploads and their outbox rows: two queries, not two per upload."""
         from .outbox import enqueue_uploads
 
-        objs = list(objs)
-        for upload in objs:
+        uploads = list(objs)
+        for upload in uploads:
             if not upload.sha256:
                 upload.inspect()
-        created = super().bulk_create(objs, *args, **kwargs)
+        # django-stubs leaves the model type of super() unbound here.
+        created = cast(
+            "list[Upload]",
+            super().bulk_create(
+                cast("Any", uploads),
+                batch_size=batch_size,
+                ignore_conflicts=ignore_conflicts,
+                update_conflicts=update_conflicts,
+                update_fields=update_fields,
+                unique_fields=unique_fields,
+            ),
+        )
         enqueue_uploads(created, using=self.db)
         return created
 
@@ -171,7 +191,7 @@ class Upload(models.Model):
         ]
 
     def __str__(self) -> str:
-        return self.original_name or self.file.name
+        return self.original_name or self.file.name or f"Upload {self.pk}"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         if not self._state.adding:
