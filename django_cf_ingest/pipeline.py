@@ -20,6 +20,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare
 
 from .conf import get_settings
 from .exceptions import PermanentProviderError, ProviderError, TransientProviderError
@@ -132,6 +133,38 @@ def claim(upload_id: int) -> Claim | Outcome:
     )
 
 
+def resume(upload_id: int, token: str) -> Claim | Outcome:
+    """The claim a delivery took earlier, when it reports its result back.
+
+    The claim is still the delivery's while the upload is processing under its
+    token. A report that arrives again after the first one was saved finds the
+    upload done and changes nothing; a delivery whose claim was taken over is
+    stale.
+    """
+    upload = Upload.objects.select_related("document_type").filter(pk=upload_id).first()
+    if upload is None:
+        return Outcome(Result.NOT_FOUND, upload_id, error_code="unknown_upload")
+    if not token or not constant_time_compare(upload.delivery_token, token):
+        return Outcome(
+            Result.BUSY,
+            upload_id,
+            error_code="stale_delivery",
+            error="another delivery has claimed this upload since",
+        )
+    if upload.status == UploadStatus.PROCESSING:
+        return Claim(upload=upload, token=token)
+    if upload.status in DONE_STATUSES:
+        return _done_outcome(upload)
+    if upload.status == UploadStatus.DEAD:
+        return Outcome(Result.ALREADY_DONE, upload_id, error_code="dead")
+    return Outcome(
+        Result.BUSY,
+        upload_id,
+        error_code="not_held",
+        error="this delivery's run already ended; deliver the upload again",
+    )
+
+
 def build_request(upload: Upload) -> ExtractionRequest:
     spec = upload.document_type.spec
     if spec is None:
@@ -181,7 +214,9 @@ def record_calls(upload_id: int, calls: list[CallRecord], stage: str) -> None:
     ProviderCall.objects.bulk_create(_ledger_rows(upload_id, calls, stage, None))
 
 
-def finish(claim: Claim, attempt: Attempt, calls: list[CallRecord], stage: str) -> Outcome:
+def finish(
+    claim: Claim, attempt: Attempt, calls: list[CallRecord], stage: str
+) -> Outcome:
     """Persist a run's best answer, if this delivery still holds the upload."""
     upload = claim.upload
     spec = upload.document_type.spec
@@ -197,11 +232,18 @@ def finish(claim: Claim, attempt: Attempt, calls: list[CallRecord], stage: str) 
             updated_at=now,
         )
         if not held:
+            if Extraction.objects.filter(
+                upload_id=upload.pk, delivery_token=claim.token
+            ).exists():
+                # This delivery's result was saved by an earlier report of it.
+                return _done_outcome(upload)
             # Another delivery took the upload over; keep the ledger, not the data.
             record_calls(upload.pk, calls, stage)
             logger.warning("delivery lost its claim upload=%s", upload.pk)
-            return _done_outcome(upload) if _is_done(upload.pk) else Outcome(
-                Result.BUSY, upload.pk, error_code="busy"
+            return (
+                _done_outcome(upload)
+                if _is_done(upload.pk)
+                else Outcome(Result.BUSY, upload.pk, error_code="busy")
             )
         extraction = Extraction.objects.create(
             upload=upload,
@@ -213,7 +255,9 @@ def finish(claim: Claim, attempt: Attempt, calls: list[CallRecord], stage: str) 
             provider=attempt.provider,
             model=attempt.model,
             stage=stage,
-            raw_response=_jsonable(attempt.result.raw_response, attempt.result.raw_text),
+            raw_response=_jsonable(
+                attempt.result.raw_response, attempt.result.raw_text
+            ),
             delivery_token=claim.token,
         )
         ProviderCall.objects.bulk_create(
@@ -231,7 +275,9 @@ def finish(claim: Claim, attempt: Attempt, calls: list[CallRecord], stage: str) 
 
 
 def _is_done(upload_id: int) -> bool:
-    status = Upload.objects.filter(pk=upload_id).values_list("status", flat=True).first()
+    status = (
+        Upload.objects.filter(pk=upload_id).values_list("status", flat=True).first()
+    )
     return status in DONE_STATUSES
 
 
@@ -243,7 +289,9 @@ def _jsonable(raw: Any, text: str) -> Any:
     return {"repr": repr(raw)[:10000]}
 
 
-def fail(claim: Claim, error: ProviderError, calls: list[CallRecord], stage: str) -> Outcome:
+def fail(
+    claim: Claim, error: ProviderError, calls: list[CallRecord], stage: str
+) -> Outcome:
     """Record a failed run. Transient errors leave the upload to be retried."""
     transient = isinstance(error, TransientProviderError)
     message = f"{type(error).__name__}: {error}"[:2000]
@@ -264,18 +312,33 @@ def fail(claim: Claim, error: ProviderError, calls: list[CallRecord], stage: str
             error_code=error.code,
             error=str(error),
         )
-    return Outcome(Result.FAILED, claim.upload.pk, error_code=error.code, error=str(error))
+    return Outcome(
+        Result.FAILED, claim.upload.pk, error_code=error.code, error=str(error)
+    )
 
 
 def requeue_low_confidence(
-    claim: Claim, attempt: Attempt, calls: list[CallRecord], stage: str
+    claim: Claim,
+    attempt: Attempt,
+    calls: list[CallRecord],
+    stage: str,
+    *,
+    code: str = "low_confidence",
 ) -> Outcome:
-    """Give the upload back to the queue instead of keeping a weak result."""
+    """Give the upload back to the queue instead of keeping a weak result.
+
+    ``code`` is ``low_confidence``, or ``invalid_output`` when the answer did
+    not match the schema."""
+    if code == "invalid_output":
+        last_error, message = "invalid output", "the output does not match the schema"
+    else:
+        last_error = f"low confidence {attempt.confidence:.2f}"
+        message = "confidence under the threshold"
     with transaction.atomic():
         record_calls(claim.upload.pk, calls, stage)
         Upload.objects.filter(pk=claim.upload.pk, delivery_token=claim.token).update(
             status=UploadStatus.QUEUED,
-            last_error=f"low confidence {attempt.confidence:.2f}",
+            last_error=last_error,
             processing_started_at=None,
             updated_at=timezone.now(),
         )
@@ -283,10 +346,35 @@ def requeue_low_confidence(
         Result.RETRY,
         claim.upload.pk,
         confidence=attempt.confidence,
+        is_valid=attempt.validated.is_valid,
         retry_after=float(get_settings().LOW_CONFIDENCE_RETRY_DELAY),
-        error_code="low_confidence",
-        error="confidence under the threshold",
+        error_code=code,
+        error=message,
     )
+
+
+def conclude(
+    claim: Claim,
+    best: Attempt,
+    calls: list[CallRecord],
+    stage: str,
+    *,
+    retry_invalid: bool = False,
+) -> Outcome:
+    """End a run that produced an answer: keep it, or give the upload back to
+    the queue when the answer is weak and the settings ask for another try.
+
+    The one ending of every stage, so the same answer leaves the same rows.
+    """
+    config = get_settings()
+    upload = claim.upload
+    invalid = not best.validated.is_valid
+    low = invalid or best.confidence < upload.document_type.threshold()
+    again = (low and config.REQUEUE_ON_LOW_CONFIDENCE) or (invalid and retry_invalid)
+    if again and upload.attempts < config.MAX_ATTEMPTS:
+        code = "invalid_output" if invalid and retry_invalid else "low_confidence"
+        return requeue_low_confidence(claim, best, calls, stage, code=code)
+    return finish(claim, best, calls, stage)
 
 
 def process_upload(upload_id: int, *, stage: str = Stage.IN_PROCESS) -> Outcome:
@@ -295,27 +383,16 @@ def process_upload(upload_id: int, *, stage: str = Stage.IN_PROCESS) -> Outcome:
     if isinstance(claimed, Outcome):
         return claimed
     upload = claimed.upload
-    config = get_settings()
 
     try:
         request = build_request(upload)
         chain = tuple(upload.requested_chain) or upload.document_type.chain()
-        threshold = upload.document_type.threshold()
-        result = run_chain(request, chain, threshold)
+        result = run_chain(request, chain, upload.document_type.threshold())
     except ChainFailed as exc:
         return fail(claimed, exc.error, exc.calls, stage)
     except ProviderError as exc:
         return fail(claimed, exc, [], stage)
-
-    best = result.best
-    low = best.confidence < threshold or not best.validated.is_valid
-    if (
-        low
-        and config.REQUEUE_ON_LOW_CONFIDENCE
-        and upload.attempts < config.MAX_ATTEMPTS
-    ):
-        return requeue_low_confidence(claimed, best, result.calls, stage)
-    return finish(claimed, best, result.calls, stage)
+    return conclude(claimed, result.best, result.calls, stage)
 
 
 def mark_dead(upload_id: int, reason: str, attempts: int | None = None) -> bool:

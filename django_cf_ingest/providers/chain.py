@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
@@ -21,6 +22,7 @@ from ..exceptions import (
     ProviderError,
     TransientProviderError,
 )
+from ..registry import DocumentTypeSpec
 from ..validation import Validated, validate_output
 from . import get_provider
 from .base import ExtractionRequest, Provider, ProviderResult, Usage
@@ -90,16 +92,36 @@ def score(result: ProviderResult, validated: Validated) -> float:
     return round(confidence, 4)
 
 
-def _call(
-    provider: Provider, request: ExtractionRequest, purpose: str, calls: list[CallRecord]
+def evaluate(
+    provider: str,
+    model: str,
+    spec: DocumentTypeSpec,
+    purpose: str,
+    calls: list[CallRecord],
+    produce: Callable[[], ProviderResult],
+    *,
+    latency_ms: int | None = None,
 ) -> Attempt:
+    """Get one answer from ``produce``, validate it and record the call.
+
+    Used for the chain's own calls and for answers a consumer obtained at the
+    edge, so both leave the same attempt and the same ledger record. A
+    ``ProviderError`` other than invalid output is recorded and raised again.
+    ``latency_ms`` replaces the measured time when the call happened elsewhere.
+    """
     started = time.monotonic()
+
+    def elapsed() -> int:
+        if latency_ms is not None:
+            return latency_ms
+        return int((time.monotonic() - started) * 1000)
+
     try:
-        result = provider.extract(request)
+        result = produce()
     except InvalidOutputError as exc:
         result = ProviderResult(
             data=None,
-            model=provider.model,
+            model=model,
             usage=Usage(exc.tokens_in, exc.tokens_out),
             raw_text=exc.raw_text,
         )
@@ -107,37 +129,53 @@ def _call(
     except ProviderError as exc:
         calls.append(
             CallRecord(
-                provider=provider.name,
-                model=provider.model,
+                provider=provider,
+                model=model,
                 purpose=purpose,
                 status="error",
                 usage=Usage(exc.tokens_in, exc.tokens_out),
-                latency_ms=int((time.monotonic() - started) * 1000),
+                latency_ms=elapsed(),
                 error_class=type(exc).__name__,
                 error_message=str(exc)[:1000],
             )
         )
         raise
     else:
-        validated = validate_output(request.spec, result.data)
+        validated = validate_output(spec, result.data)
     calls.append(
         CallRecord(
-            provider=provider.name,
-            model=result.model or provider.model,
+            provider=provider,
+            model=result.model or model,
             purpose=purpose,
             status="ok" if validated.is_valid else "invalid",
             usage=result.usage,
-            latency_ms=int((time.monotonic() - started) * 1000),
+            latency_ms=elapsed(),
             error_class="" if validated.is_valid else "InvalidOutputError",
             error_message="; ".join(validated.errors)[:1000],
         )
     )
     return Attempt(
-        provider=provider.name,
-        model=result.model or provider.model,
+        provider=provider,
+        model=result.model or model,
         result=result,
         validated=validated,
         confidence=score(result, validated),
+    )
+
+
+def _call(
+    provider: Provider,
+    request: ExtractionRequest,
+    purpose: str,
+    calls: list[CallRecord],
+) -> Attempt:
+    return evaluate(
+        provider.name,
+        provider.model,
+        request.spec,
+        purpose,
+        calls,
+        lambda: provider.extract(request),
     )
 
 
