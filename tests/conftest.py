@@ -8,6 +8,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from django_cf_ingest import conf, providers, queues
+from tests.fakes.fixtures import fake_gemini, fake_openai  # noqa: F401
 
 
 @pytest.fixture(autouse=True)
