@@ -451,3 +451,34 @@ def test_logs_hold_no_keys_document_or_model_output(
     assert leaked == []
     # The key echoed in the vendor's error message is not in the ledger either.
     assert gemini.API_KEY not in ledger(upload)[1].error_message
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("google", "cf_ingest.E030"), ("openai", "cf_ingest.E031")],
+)
+def test_system_check_names_the_missing_key(
+    ingest_settings: Callable[..., None], name: str, expected: str
+) -> None:
+    from django_cf_ingest.checks import check_settings
+
+    ingest_settings(PROVIDERS={name: {}}, PROVIDER_CHAIN=[name])
+
+    ids = [message.id for message in check_settings()]
+
+    assert expected in ids
+
+
+def test_system_check_reports_unknown_provider_options(
+    ingest_settings: Callable[..., None],
+) -> None:
+    from django_cf_ingest.checks import check_settings
+
+    ingest_settings(
+        PROVIDERS={"google": {"API_KEY": "k", "APIKEY": "typo"}},
+        PROVIDER_CHAIN=["google"],
+    )
+
+    [message] = [m for m in check_settings() if "APIKEY" in m.msg]
+
+    assert message.id == "cf_ingest.E013"
