@@ -221,8 +221,11 @@ def serve_main(server_class: type[FakeServer], description: str) -> None:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds")
+    parser.add_argument("--api-key", help="the key the fake accepts, if it checks one")
     args = parser.parse_args()
     server = server_class(latency=args.latency, port=args.port)
+    if args.api_key is not None and hasattr(server, "api_key"):
+        server.api_key = args.api_key
     server.start()
     print(server.url, flush=True)
     try:
