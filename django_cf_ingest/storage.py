@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from django.core.files.storage import Storage, storages
 
 from .conf import get_settings
+
+if TYPE_CHECKING:
+    from .models import Upload
 
 
 @cache
@@ -17,3 +21,27 @@ def get_upload_storage() -> Storage:
 def upload_storage() -> Storage:
     """Callable for ``FileField(storage=...)``, so migrations stay storage-free."""
     return get_upload_storage()
+
+
+#: How long a signed preview URL stays valid, in seconds.
+PREVIEW_URL_EXPIRY = 300
+
+
+def preview_url(upload: Upload) -> str | None:
+    """A short-lived signed URL of the upload's file, for showing it inline.
+
+    Only storages that sign their URLs (S3 and R2 through django-storages with
+    ``querystring_auth``) give one; for any other storage this is None and the
+    file is served through a view that checks the viewer's permission, since
+    the storage's own URL may be public.
+    """
+    storage: Any = upload.file.storage
+    if not upload.file.name or not getattr(storage, "querystring_auth", False):
+        return None
+    parameters = {"ResponseContentDisposition": "inline"}
+    if upload.content_type:
+        parameters["ResponseContentType"] = upload.content_type
+    url: str = storage.url(
+        upload.file.name, parameters=parameters, expire=PREVIEW_URL_EXPIRY
+    )
+    return url
