@@ -165,6 +165,18 @@ def resume(upload_id: int, token: str) -> Claim | Outcome:
     )
 
 
+def release(claim: Claim, reason: str) -> None:
+    """Give up a claim without a result, so the next delivery may run at once."""
+    Upload.objects.filter(
+        pk=claim.upload.pk, delivery_token=claim.token, status=UploadStatus.PROCESSING
+    ).update(
+        status=UploadStatus.QUEUED,
+        last_error=reason[:2000],
+        processing_started_at=None,
+        updated_at=timezone.now(),
+    )
+
+
 def build_request(upload: Upload) -> ExtractionRequest:
     spec = upload.document_type.spec
     if spec is None:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.core.files.storage import Storage, storages
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from django.utils.functional import LazyObject, empty
 
-from .conf import get_settings
+from .conf import SETTING_NAME, get_settings
 
 if TYPE_CHECKING:
     from .models import Upload
@@ -18,9 +21,32 @@ def get_upload_storage() -> Storage:
     return storages[get_settings().STORAGE]
 
 
+class UploadStorage(LazyObject):
+    """The upload storage, looked up again after ``STORAGES`` or ``CF_INGEST``
+    change, so the ``FileField`` bound to it follows the settings (in tests
+    too) instead of keeping the storage it found at import time."""
+
+    _wrapped: Any
+
+    def _setup(self) -> None:
+        self._wrapped = get_upload_storage()
+
+    def forget(self) -> None:
+        self._wrapped = empty
+
+
+_upload_storage = UploadStorage()
+
+
+@receiver(setting_changed)
+def _forget_storage(*, setting: str, **kwargs: Any) -> None:
+    if setting in (SETTING_NAME, "STORAGES"):
+        _upload_storage.forget()
+
+
 def upload_storage() -> Storage:
     """Callable for ``FileField(storage=...)``, so migrations stay storage-free."""
-    return get_upload_storage()
+    return cast(Storage, _upload_storage)
 
 
 #: How long a signed preview URL stays valid, in seconds.

@@ -127,10 +127,17 @@ def _storages() -> dict[str, Any]:
     }
     bucket = env("R2_BUCKET")
     if bucket:
+        account = env("R2_ACCOUNT_ID") or env("CF_ACCOUNT_ID")
         endpoint = env("R2_ENDPOINT_URL") or (
-            f"https://{env('R2_ACCOUNT_ID') or env('CF_ACCOUNT_ID')}"
-            ".r2.cloudflarestorage.com"
+            f"https://{account}.r2.cloudflarestorage.com" if account else ""
         )
+        if not endpoint:
+            from django.core.exceptions import ImproperlyConfigured
+
+            raise ImproperlyConfigured(
+                "R2_BUCKET is set, but neither R2_ACCOUNT_ID (or CF_ACCOUNT_ID) "
+                "nor R2_ENDPOINT_URL says where the bucket is."
+            )
         from django_cf_ingest.r2 import r2_storage_options
 
         storages["default"] = {

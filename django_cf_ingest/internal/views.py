@@ -136,8 +136,9 @@ def parse_json(body: bytes) -> dict[str, Any] | JsonResponse:
     return data
 
 
-def outcome_response(outcome: Outcome) -> JsonResponse:
-    payload = outcome.as_dict()
+def outcome_response(outcome: Outcome, **extra: Any) -> JsonResponse:
+    """The response for a run's outcome; ``extra`` keys join the body."""
+    payload = {**outcome.as_dict(), **extra}
     if outcome.result not in (Result.DONE, Result.ALREADY_DONE):
         # These two travel in the error object.
         payload.pop("error", None)
@@ -149,7 +150,7 @@ def outcome_response(outcome: Outcome) -> JsonResponse:
             return error(404, "unknown_upload", "No such upload.", **payload)
         case Result.BUSY:
             message = outcome.error or "Another delivery holds this upload."
-            return error(409, "busy", message, **payload)
+            return error(409, outcome.error_code or "busy", message, **payload)
         case Result.FAILED:
             message = outcome.error or "The upload cannot be processed."
             return error(422, outcome.error_code or "failed", message, **payload)
