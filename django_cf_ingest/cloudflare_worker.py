@@ -54,6 +54,7 @@ class WorkerOptions:
     base_url: str
     endpoint_path: str
     bucket: str = ""
+    key_prefix: str = ""
     max_batch_size: int = 10
     max_batch_timeout: int = 5
     max_concurrency: int | None = None
@@ -142,12 +143,13 @@ def settings_queue_names(config: IngestSettings) -> tuple[str, str]:
     return queue, str(options.get("DEAD_LETTER_QUEUE") or "")
 
 
-def settings_bucket(config: IngestSettings) -> str:
-    """The bucket of the upload storage, when it is an S3 (R2) storage."""
+def settings_storage(config: IngestSettings) -> tuple[str, str]:
+    """Bucket and location of the upload storage, when it is an S3 (R2) one."""
     storage: dict[str, Any] = getattr(django_settings, "STORAGES", {}).get(
         config.STORAGE, {}
     )
-    return str((storage.get("OPTIONS") or {}).get("bucket_name") or "")
+    options = storage.get("OPTIONS") or {}
+    return str(options.get("bucket_name") or ""), str(options.get("location") or "")
 
 
 def options_from_settings(config: IngestSettings, **given: Any) -> WorkerOptions:
@@ -160,6 +162,7 @@ def options_from_settings(config: IngestSettings, **given: Any) -> WorkerOptions
             "No queue name in the settings (CF_INGEST['QUEUE']['OPTIONS']['QUEUE'] "
             "holds an id, or the database queue is configured): pass --queue."
         )
+    bucket, location = settings_storage(config)
     values: dict[str, Any] = {
         "name": DEFAULT_NAME,
         "queue": queue,
@@ -167,7 +170,8 @@ def options_from_settings(config: IngestSettings, **given: Any) -> WorkerOptions
         "stage": 2 if config.USE_EDGE_INGEST else 1,
         "base_url": config.INTERNAL_INGEST_BASE_URL.rstrip("/"),
         "endpoint_path": endpoint_path(config),
-        "bucket": settings_bucket(config),
+        "bucket": bucket,
+        "key_prefix": location.strip("/"),
         "max_retries": min(100, max(0, config.MAX_ATTEMPTS - 1)),
         "retry_base_delay": min(config.RETRY_BASE_DELAY, MAX_DELAY_SECONDS),
         "retry_max_delay": min(config.RETRY_MAX_DELAY, MAX_DELAY_SECONDS),
@@ -219,6 +223,7 @@ def render_wrangler_toml(options: WorkerOptions) -> str:
         retry_max_delay=_seconds(options.retry_max_delay),
         http_timeout=_seconds(options.http_timeout),
         parallel_messages=_toml_string(str(options.parallel_messages)),
+        key_prefix=_toml_string(options.key_prefix),
         queue=_toml_string(options.queue),
         max_batch_size=options.max_batch_size,
         max_batch_timeout=options.max_batch_timeout,

@@ -19,6 +19,7 @@
  * @property {string} [RETRY_MAX_DELAY_SECONDS]
  * @property {string} [HTTP_TIMEOUT_SECONDS]
  * @property {string} [PARALLEL_MESSAGES]       Messages of a batch run at once.
+ * @property {string} [R2_KEY_PREFIX]           Stage 2: the storage's location.
  * @property {R2Bucket} [R2]                    Stage 2: the uploads bucket.
  * @property {Ai} [AI]                          Stage 2: Workers AI.
  */
@@ -45,6 +46,7 @@
  * @property {number} maxDelay       Seconds.
  * @property {number} timeoutMs
  * @property {number} parallel
+ * @property {string} keyPrefix     Prepended to a storage key to get the R2 key.
  */
 
 // Longest per-message delay that every documented limit accepts.
@@ -72,6 +74,12 @@ function number(value, fallback, min, max) {
 function endpointPath(value) {
   const raw = (value || "/internal/ingest/").trim();
   return `/${raw.replace(/^\/+|\/+$/g, "")}/`.replace(/^\/\/$/, "/");
+}
+
+/** @param {string | undefined} value */
+function keyPrefix(value) {
+  const trimmed = (value || "").trim().replace(/^\/+|\/+$/g, "");
+  return trimmed ? `${trimmed}/` : "";
 }
 
 export class ConfigError extends Error {}
@@ -103,5 +111,6 @@ export function readConfig(env) {
     maxDelay: number(env.RETRY_MAX_DELAY_SECONDS, 3600, baseDelay, MAX_DELAY_SECONDS),
     timeoutMs: number(env.HTTP_TIMEOUT_SECONDS, 120, 1, 900) * 1000,
     parallel: Math.round(number(env.PARALLEL_MESSAGES, 6, 1, 100)),
+    keyPrefix: keyPrefix(env.R2_KEY_PREFIX),
   };
 }

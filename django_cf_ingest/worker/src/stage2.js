@@ -1,37 +1,84 @@
-// Stage 2: the extraction runs at the edge. For each upload the Worker asks
-// the site for its metadata, reads the file from R2, runs the Workers AI
-// model on it, and posts the answer back; the site validates and stores it.
+// Stage 2: the extraction runs at the edge. For each upload the Worker
+// 1. asks the site for the upload's metadata (GET meta/<id>), which also
+//    claims the upload for this delivery;
+// 2. reads the file from R2 and checks it against the size and hash the site
+//    recorded;
+// 3. runs the Workers AI model on it: the image as a base64 string, JSON Mode
+//    when the site says the model takes it;
+// 4. reports the answer or the failure (POST complete), echoing the delivery
+//    token. The site validates and stores it, and its answer settles the
+//    message as in Stage 1.
 
-import { call, decide } from "./internal-api.js";
-import { errorName } from "./messages.js";
+import { retryDelay } from "./backoff.js";
+import { CONFIGURATION_RETRY_SECONDS, call, decide, unreachable } from "./internal-api.js";
+import { USER_MESSAGE, responseFormat, systemPrompt } from "./prompt.js";
 
-const ANSWER_RULES =
-  "Answer with one JSON object and nothing else. Copy values as they are printed " +
-  "on the document. Use null for a value that is missing or not legible; do not guess.";
+// Image types the vision model reads as they are. The site's own consumers
+// convert other types (PDF pages, WebP, TIFF) first; the Worker cannot.
+export const MODEL_IMAGE_TYPES = new Set(["image/png", "image/jpeg"]);
 
-// Workers AI error codes that asking again cannot fix: unknown model, bad
-// base64, incomplete request, licence not agreed, invalid model id, too large.
-const PERMANENT_AI_ERRORS = ["5007", "5004", "3003", "5016", "3042", "3006"];
+// Workers AI error codes, from its error table.
+const LICENCE_NOT_AGREED = "5016";
+const RATE_LIMITED = ["3036", "3040"];
+const PERMANENT = ["5007", "3042", "5004", "3003", "3006"];
+const JSON_MODE_FAILED = /JSON Mode couldn't be met/i;
+
+// Tries of the final report when the site cannot be reached: the model call
+// it carries has been paid for.
+const REPORT_ATTEMPTS = 3;
+
+/**
+ * The metadata fields the Worker cannot work without, and their types.
+ * @type {Record<string, string>}
+ */
+const META_FIELDS = {
+  storageKey: "string",
+  mime: "string",
+  typeSlug: "string",
+  deliveryToken: "string",
+  schema: "object",
+};
 
 /**
  * @typedef {object} Meta
  * @property {number} uploadId
+ * @property {boolean} [done]
  * @property {string} storageKey
  * @property {string} mime
- * @property {number} typeId
+ * @property {number} [size]
+ * @property {string} [sha256]
+ * @property {number} [typeId]
  * @property {string} typeSlug
  * @property {string} [instructions]
- * @property {string} [prompt]         A prompt written by the site, if it sends one.
- * @property {object} [schema]         JSON schema of the document type.
- * @property {string | number} [schemaVersion]
+ * @property {Record<string, any>} schema
  * @property {string} [model]
  * @property {number} [maxTokens]
+ * @property {boolean} [jsonMode]
  * @property {string} deliveryToken
- * @property {boolean} [done]
  */
 
 /**
- * Bytes as base64, the form the vision models take as a string.
+ * @typedef {object} ReportedError
+ * @property {string} code     One of the site's error codes.
+ * @property {string} message
+ * @property {boolean} transient
+ * @property {"model" | "file"} source
+ * @property {number} [retryAfter]
+ */
+
+class FileProblem extends Error {
+  /**
+   * @param {string} message
+   * @param {boolean} transient
+   */
+  constructor(message, transient) {
+    super(message);
+    this.transient = transient;
+  }
+}
+
+/**
+ * Bytes as base64, the form the vision model takes as a string.
  *
  * @param {Uint8Array} bytes
  */
@@ -46,21 +93,10 @@ export function toBase64(bytes) {
   return btoa(binary);
 }
 
-/**
- * The system prompt: the type's instructions, its schema and the rules.
- *
- * @param {Meta} meta
- */
-export function systemPrompt(meta) {
-  if (meta.prompt) return meta.prompt;
-  const parts = [];
-  if (meta.instructions?.trim()) parts.push(meta.instructions.trim());
-  if (meta.schema) {
-    const schema = JSON.stringify(meta.schema);
-    parts.push(`Return an object that matches this JSON schema:\n${schema}`);
-  }
-  parts.push(ANSWER_RULES);
-  return parts.join("\n\n");
+/** @param {ArrayBuffer} buffer */
+async function sha256Hex(buffer) {
+  const digest = await crypto.subtle.digest("SHA-256", buffer);
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /**
@@ -74,22 +110,94 @@ export function modelInputs(meta, image, jsonMode) {
   /** @type {Record<string, unknown>} */
   const inputs = {
     messages: [
-      { role: "system", content: systemPrompt(meta) },
-      { role: "user", content: "Read the document in the image and return the fields." },
+      { role: "system", content: systemPrompt(meta.instructions ?? "", meta.schema) },
+      { role: "user", content: USER_MESSAGE },
     ],
-    image,
     max_tokens: meta.maxTokens || 2048,
     temperature: 0,
+    image,
   };
-  if (jsonMode && meta.schema) {
-    inputs.response_format = { type: "json_schema", json_schema: meta.schema };
-  }
+  if (jsonMode) inputs.response_format = responseFormat(meta.schema);
   return inputs;
 }
 
 /**
- * Run the model, asking once more without JSON Mode if the model cannot
- * comply with it.
+ * The site's error code for a Workers AI failure, and whether it may pass.
+ *
+ * @param {unknown} error
+ * @returns {ReportedError}
+ */
+export function modelError(error) {
+  const text = (error instanceof Error ? error.message : String(error)).slice(0, 500);
+  const codes = text.match(/\b\d{4}\b/g) ?? [];
+  /** @param {string[]} list */
+  const has = (list) => codes.some((code) => list.includes(code));
+  if (has([LICENCE_NOT_AGREED])) {
+    const code = "licence_not_accepted";
+    return { code, message: text, transient: false, source: "model" };
+  }
+  if (has(RATE_LIMITED) || /\b429\b|rate limit/i.test(text)) {
+    return { code: "rate_limited", message: text, transient: true, source: "model" };
+  }
+  if (has(PERMANENT)) {
+    return { code: "permanent", message: text, transient: false, source: "model" };
+  }
+  return { code: "transient", message: text, transient: true, source: "model" };
+}
+
+/**
+ * The fields of the report that carry the model's answer.
+ *
+ * @param {any} output  What `env.AI.run` returned.
+ */
+export function answerFields(output) {
+  const response = output?.response;
+  const usage = output?.usage ?? {};
+  /** @type {Record<string, unknown>} */
+  const fields = {
+    usage: {
+      tokensIn: Math.max(0, Math.round(Number(usage.prompt_tokens) || 0)),
+      tokensOut: Math.max(0, Math.round(Number(usage.completion_tokens) || 0)),
+    },
+  };
+  // With JSON Mode the response may come back already parsed.
+  if (response !== null && typeof response === "object" && !Array.isArray(response)) {
+    fields.resultsJson = response;
+  } else {
+    fields.rawText =
+      typeof response === "string" ? response : JSON.stringify(response ?? "");
+  }
+  return fields;
+}
+
+/**
+ * Read the upload's file from R2 and check it is the one the site recorded.
+ *
+ * @param {import("./config.js").R2Bucket} bucket
+ * @param {string} key
+ * @param {Meta} meta
+ */
+async function readFile(bucket, key, meta) {
+  let object;
+  try {
+    object = await bucket.get(key);
+  } catch {
+    throw new FileProblem("R2 could not be read.", true);
+  }
+  if (object === null) throw new FileProblem("The upload's file is not in R2.", false);
+  const buffer = await object.arrayBuffer();
+  const sizeDiffers =
+    typeof meta.size === "number" && meta.size > 0 && buffer.byteLength !== meta.size;
+  const expected = typeof meta.sha256 === "string" ? meta.sha256 : "";
+  const hashDiffers = expected !== "" && (await sha256Hex(buffer)) !== expected;
+  if (sizeDiffers || hashDiffers) {
+    throw new FileProblem("The stored file is not the one that was uploaded.", false);
+  }
+  return new Uint8Array(buffer);
+}
+
+/**
+ * Run the model, once more without JSON Mode if the model cannot meet it.
  *
  * @param {import("./config.js").Ai} ai
  * @param {string} model
@@ -101,7 +209,8 @@ async function runModel(ai, model, meta, image, jsonMode) {
   try {
     return await ai.run(model, modelInputs(meta, image, jsonMode));
   } catch (error) {
-    if (jsonMode && /JSON Mode/i.test(String(error instanceof Error ? error.message : error))) {
+    const text = error instanceof Error ? error.message : String(error);
+    if (jsonMode && JSON_MODE_FAILED.test(text)) {
       return ai.run(model, modelInputs(meta, image, false));
     }
     throw error;
@@ -109,39 +218,14 @@ async function runModel(ai, model, meta, image, jsonMode) {
 }
 
 /**
- * A short code for a Workers AI error, and whether asking again may help.
- *
- * @param {unknown} error
+ * @param {any} meta
+ * @returns {string[]}
  */
-export function classifyAiError(error) {
-  const text = error instanceof Error ? error.message : String(error);
-  const code = PERMANENT_AI_ERRORS.find((c) => text.includes(c));
-  const match = text.match(/\b(\d{4})\b/);
-  return {
-    code: code ? `workers_ai_${code}` : match ? `workers_ai_${match[1]}` : errorName(error),
-    retryable: code === undefined,
-  };
-}
-
-/**
- * The part of the completion body that carries the model's answer.
- *
- * @param {any} output  What `env.AI.run` returned.
- */
-export function answerFields(output) {
-  const response = output?.response;
-  const usage = output?.usage ?? {};
-  /** @type {Record<string, unknown>} */
-  const fields = {
-    usage: {
-      tokensIn: Number(usage.prompt_tokens) || 0,
-      tokensOut: Number(usage.completion_tokens) || 0,
-    },
-  };
-  // With JSON Mode the response may come back already parsed.
-  if (response !== null && typeof response === "object") fields.resultsJson = response;
-  else fields.rawText = typeof response === "string" ? response : "";
-  return fields;
+function missingFields(meta) {
+  if (meta === null || typeof meta !== "object") return Object.keys(META_FIELDS);
+  return Object.entries(META_FIELDS)
+    .filter(([key, type]) => typeof meta[key] !== type || meta[key] === null)
+    .map(([key]) => key);
 }
 
 /**
@@ -153,45 +237,89 @@ export function stage2(config, env) {
   return async (uploadId, message) => {
     const metaReply = await call(config, "GET", `meta/${uploadId}`);
     if (metaReply.status !== 200) return decide(metaReply, message.attempts, config);
+    if (metaReply.body?.done === true) {
+      return { action: "ack", outcome: "already_done", status: 200 };
+    }
+    const missing = missingFields(metaReply.body);
+    if (missing.length) {
+      return {
+        action: "retry",
+        outcome: "bad_meta",
+        status: 200,
+        delaySeconds: retryDelay(message.attempts, config, CONFIGURATION_RETRY_SECONDS),
+        reason: `missing_${missing.join("_")}`,
+      };
+    }
     /** @type {Meta} */
     const meta = metaReply.body;
-    if (meta?.done) return { action: "ack", outcome: "already_done", status: 200 };
-
-    const started = Date.now();
     const model = meta.model || config.model;
-    const complete = async (/** @type {Record<string, unknown>} */ fields) => {
-      const reply = await call(config, "POST", "complete", {
-        uploadId,
-        typeId: meta.typeId,
-        typeSlug: meta.typeSlug,
-        schemaVersion: meta.schemaVersion,
-        provider: "workers_ai",
-        model,
-        deliveryToken: meta.deliveryToken,
-        ...fields,
-      });
-      return decide(reply, message.attempts, config);
+    const jsonMode = config.jsonMode && meta.jsonMode !== false;
+
+    /** @type {Record<string, unknown>} */
+    const report = {
+      uploadId,
+      typeId: meta.typeId,
+      typeSlug: meta.typeSlug,
+      deliveryToken: meta.deliveryToken,
+      provider: "workers_ai",
+      model,
     };
-    const failed = (/** @type {string} */ code, /** @type {boolean} */ retryable) =>
-      complete({
-        status: "error",
-        error: { code, retryable },
-        latencyMs: Date.now() - started,
-      });
-
-    if (!env.R2 || !env.AI) return failed("bindings_missing", true);
-    if (!String(meta.mime || "").startsWith("image/")) return failed("unsupported_mime", false);
-    const object = await env.R2.get(meta.storageKey);
-    if (object === null) return failed("object_missing", false);
-    const image = toBase64(new Uint8Array(await object.arrayBuffer()));
-
-    let output;
+    let started = Date.now();
     try {
-      output = await runModel(env.AI, model, meta, image, config.jsonMode);
+      if (!env.R2 || !env.AI) {
+        throw new FileProblem("The Worker has no R2 or AI binding.", true);
+      }
+      if (!MODEL_IMAGE_TYPES.has(meta.mime)) {
+        throw new FileProblem(
+          `The Worker sends only PNG and JPEG to the model, not ${meta.mime}; ` +
+            "run Stage 1 or the cf_ingest_consume Stage 2 consumer for other types.",
+          false,
+        );
+      }
+      const bytes = await readFile(env.R2, `${config.keyPrefix}${meta.storageKey}`, meta);
+      started = Date.now();
+      const output = await runModel(env.AI, model, meta, toBase64(bytes), jsonMode);
+      Object.assign(report, { status: "ok", latencyMs: Date.now() - started });
+      Object.assign(report, answerFields(output));
     } catch (error) {
-      const { code, retryable } = classifyAiError(error);
-      return failed(code, retryable);
+      /** @type {ReportedError} */
+      const failure =
+        error instanceof FileProblem
+          ? {
+              code: error.transient ? "transient" : "permanent",
+              message: error.message,
+              transient: error.transient,
+              source: "file",
+            }
+          : modelError(error);
+      // The binding gives no Retry-After: ask the site to wait our backoff.
+      if (failure.transient) failure.retryAfter = retryDelay(message.attempts, config);
+      Object.assign(report, { status: "error", error: failure });
+      if (failure.source === "model") report.latencyMs = Date.now() - started;
     }
-    return complete({ status: "ok", latencyMs: Date.now() - started, ...answerFields(output) });
+    return sendReport(config, report, message.attempts);
   };
+}
+
+/**
+ * POST the report; its answer settles the message.
+ *
+ * @param {import("./config.js").Config} config
+ * @param {Record<string, unknown>} report
+ * @param {number} attempts
+ */
+async function sendReport(config, report, attempts) {
+  let lastError;
+  for (let attempt = 1; attempt <= REPORT_ATTEMPTS; attempt++) {
+    try {
+      const reply = await call(config, "POST", "complete", report);
+      return decide(reply, attempts, config);
+    } catch (error) {
+      lastError = error;
+      if (attempt < REPORT_ATTEMPTS) {
+        await new Promise((resolve) => setTimeout(resolve, 500 * attempt));
+      }
+    }
+  }
+  return unreachable(lastError, attempts, config);
 }
