@@ -70,6 +70,7 @@ def test_stage1_config_comes_from_the_settings(
         "RETRY_MAX_DELAY_SECONDS": "43200",
         "HTTP_TIMEOUT_SECONDS": "45",
         "PARALLEL_MESSAGES": "6",
+        "R2_KEY_PREFIX": "",
     }
     ingest, dead = config["queues"]["consumers"]
     assert ingest == {
@@ -116,6 +117,24 @@ def test_stage2_adds_r2_and_ai_and_options_override(
     assert ingest["queue"] == "other-queue"
     assert (ingest["max_batch_size"], ingest["max_batch_timeout"]) == (25, 2)
     assert ingest["max_concurrency"] == 4
+
+
+def test_stage2_takes_bucket_and_location_from_the_upload_storage(
+    worker_settings: None, settings: Any, tmp_path: Path
+) -> None:
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {"bucket_name": "site-uploads", "location": "media/"},
+        },
+    }
+
+    write(tmp_path / "w", stage=2)
+
+    config = read_config(tmp_path / "w")
+    assert config["r2_buckets"] == [{"binding": "R2", "bucket_name": "site-uploads"}]
+    assert config["vars"]["R2_KEY_PREFIX"] == "media"
 
 
 def test_no_secret_is_written(worker_settings: None, tmp_path: Path) -> None:

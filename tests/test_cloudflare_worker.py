@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import itertools
+import json
 import threading
 import time
 from collections import Counter
@@ -26,6 +27,7 @@ from pytest_django.live_server_helper import LiveServer
 from django_cf_ingest.exceptions import TransientProviderError
 from django_cf_ingest.models import Upload, UploadStatus
 from django_cf_ingest.providers.base import ExtractionRequest, ProviderResult
+from django_cf_ingest.providers.workers_ai import response_format, system_prompt
 from django_cf_ingest.services import create_upload
 
 from . import fake_provider
@@ -165,6 +167,18 @@ def wait_for(
     )
 
 
+def wait_for_lines(runtime: WorkerRuntime, count: int) -> list[dict[str, str]]:
+    """The Worker's log lines about messages, once there are ``count`` of them
+    (a line is written after the message is settled)."""
+    wait_for(
+        lambda: len([e for e in runtime.events() if "message" in e]) >= count,
+        10,
+        runtime,
+        f"{count} log lines",
+    )
+    return [e for e in runtime.events() if "message" in e]
+
+
 def statuses(uploads: list[Upload]) -> Counter[str]:
     ids = [u.pk for u in uploads]
     return Counter(Upload.objects.filter(pk__in=ids).values_list("status", flat=True))
@@ -191,7 +205,7 @@ def test_stage1_processes_what_the_queue_delivers(
     for upload in uploads:
         assert server_calls.count("POST", ingest_path(upload)) == 1
         assert upload.extractions.count() == 1
-    events = [e for e in runtime.events() if e.get("queue") == QUEUE]
+    events = wait_for_lines(runtime, 3)
     assert sorted(e["upload"] for e in events) == sorted(str(u.pk) for u in uploads)
     assert {(e["outcome"], e["action"], e["status"]) for e in events} == {
         ("done", "ack", "200")
@@ -221,7 +235,8 @@ def test_one_failing_message_is_retried_alone(
         assert fake_provider.calls[upload.original_name] == 1
     assert server_calls.count("POST", ingest_path(flaky)) == 2
     assert fake_provider.calls["down-once.png"] == 2
-    first, second = [e for e in runtime.events() if e.get("upload") == str(flaky.pk)]
+    lines = wait_for_lines(runtime, 11)
+    first, second = [e for e in lines if e.get("upload") == str(flaky.pk)]
     assert (first["attempt"], first["action"], first["status"]) == ("1", "retry", "503")
     assert int(first["delay"]) >= 1  # the site's Retry-After
     assert (second["attempt"], second["action"]) == ("2", "ack")
@@ -249,7 +264,8 @@ def test_retries_back_off_until_the_dead_letter_queue_reports_the_upload(
 
     # Each retry waited at least the delay the Worker asked for, and the
     # delays grow with the delivery count.
-    tries = [e for e in runtime.events() if e.get("queue") == QUEUE]
+    lines = wait_for_lines(runtime, 4)
+    tries = [e for e in lines if e.get("queue") == QUEUE]
     assert [e["attempt"] for e in tries] == ["1", "2", "3"]
     assert all(e["action"] == "retry" for e in tries)
     delays = [int(e["delay"]) for e in tries]
@@ -259,7 +275,7 @@ def test_retries_back_off_until_the_dead_letter_queue_reports_the_upload(
     gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
     for gap, delay in zip(gaps, delays, strict=False):
         assert gap >= delay - 0.3
-    (report,) = [e for e in runtime.events() if e.get("queue") == DEAD_LETTER_QUEUE]
+    (report,) = [e for e in lines if e.get("queue") == DEAD_LETTER_QUEUE]
     assert (report["outcome"], report["action"]) == ("dead_reported", "ack")
 
 
@@ -312,11 +328,148 @@ def test_unknown_and_malformed_messages_are_dropped(
 
     runtime.enqueue([{"uploadId": 987654}, {"upload": "x"}, "not json"])
 
-    wait_for(lambda: len(runtime.events()) == 3, 30, runtime, "three log lines")
-    outcomes = sorted((e["outcome"], e["action"]) for e in runtime.events())
+    lines = wait_for_lines(runtime, 3)
+    outcomes = sorted((e["outcome"], e["action"]) for e in lines)
     assert outcomes == [("dropped", "ack"), ("malformed", "ack"), ("malformed", "ack")]
     assert server_calls.count("POST", "/internal/ingest/987654") == 1
 
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def valid_answer(upload: Upload) -> dict[str, Any]:
+    schema = upload.document_type.spec.json_schema
+    data = fake_provider.sample_value(schema, schema.get("$defs", {}))
+    assert isinstance(data, dict)
+    return data
+
+
+def stored_bytes(upload: Upload) -> bytes:
+    with upload.file.open("rb") as stream:
+        return stream.read()
+
+
+def seed(runtime: WorkerRuntime, upload: Upload) -> bytes:
+    """Put the upload's file in the Worker's R2 bucket under its storage key."""
+    data = stored_bytes(upload)
+    runtime.put_object(upload.file.name, data, upload.content_type)
+    return data
+
+
+def test_stage2_runs_the_model_at_the_edge(
+    start_worker: Callable[..., WorkerRuntime], server_calls: ServerCalls
+) -> None:
+    first, second = new_upload("edge0.png"), new_upload("edge1.png")
+    runtime = start_worker(stage=2, bucket="uploads")
+    images = {first.pk: seed(runtime, first), second.pk: seed(runtime, second)}
+    answer = valid_answer(first)
+    # JSON Mode answers with an object; without it the text may wrap the JSON.
+    runtime.set_ai_reply(
+        {
+            "output": {
+                "response": answer,
+                "usage": {"prompt_tokens": 1620, "completion_tokens": 48},
+            }
+        }
+    )
+
+    runtime.enqueue([{"uploadId": first.pk}])
+    wait_for(
+        lambda: statuses([first]) == {UploadStatus.NEEDS_REVIEW: 1},
+        30,
+        runtime,
+        "the first edge run",
+    )
+    runtime.set_ai_reply(
+        {
+            "output": {
+                "response": "Here it is:\n```json\n" + json.dumps(answer) + "\n```"
+            }
+        }
+    )
+    runtime.enqueue([{"uploadId": second.pk}])
+    wait_for(
+        lambda: statuses([second]) == {UploadStatus.NEEDS_REVIEW: 1},
+        30,
+        runtime,
+        "the second edge run",
+    )
+
+    for upload in (first, second):
+        extraction = upload.extractions.get()
+        assert extraction.data == answer
+        assert extraction.is_valid
+        assert (extraction.stage, extraction.provider) == ("stage2", "workers_ai")
+        assert server_calls.count("GET", f"/internal/ingest/meta/{upload.pk}") == 1
+        assert server_calls.count("POST", ingest_path(upload)) == 0
+    assert server_calls.count("POST", "/internal/ingest/complete") == 2
+    ledger = first.provider_calls.get()
+    assert (ledger.tokens_in, ledger.tokens_out) == (1620, 48)
+    assert fake_provider.calls.total() == 0  # the site ran no provider itself
+
+    calls = runtime.ai_calls()
+    assert len(calls) == 2
+    spec = first.document_type.spec
+    for call, upload in zip(calls, (first, second), strict=True):
+        # The stand-in decoded a base64 string into exactly the stored file.
+        assert call["imageType"] == "base64"
+        assert call["imageSha256"] == sha256(images[upload.pk])
+        assert call["model"] == "@cf/meta/llama-3.2-11b-vision-instruct"
+        assert call["maxTokens"] == 2048
+        assert call["responseFormat"] == "json_schema"
+        assert call["roles"] == ["system", "user"]
+        # The same request the site's own Workers AI provider would send.
+        assert call["systemPrompt"] == system_prompt(
+            upload.document_type.instructions or spec.instructions, spec.json_schema
+        )
+        assert (
+            call["responseFormatSchema"]
+            == response_format(spec.json_schema)["json_schema"]
+        )
+
+
+def test_stage2_retries_a_busy_model_and_reports_a_missing_file(
+    start_worker: Callable[..., WorkerRuntime], server_calls: ServerCalls
+) -> None:
+    busy, missing = new_upload("busy.png"), new_upload("missing.png")
+    runtime = start_worker(stage=2, bucket="uploads")
+    seed(runtime, busy)  # nothing stored for ``missing``
+    runtime.set_ai_reply(
+        [
+            {"error": "3040: Capacity temporarily exceeded, please try again."},
+            {"output": {"response": valid_answer(busy)}},
+        ]
+    )
+
+    runtime.enqueue([{"uploadId": busy.pk}, {"uploadId": missing.pk}])
+
+    wait_for(
+        lambda: (
+            statuses([busy, missing])
+            == {UploadStatus.NEEDS_REVIEW: 1, UploadStatus.FAILED: 1}
+        ),
+        30,
+        runtime,
+        "one upload done and one failed",
+    )
+    lines = wait_for_lines(runtime, 3)
+    busy.refresh_from_db()
+    missing.refresh_from_db()
+    assert busy.status == UploadStatus.NEEDS_REVIEW
+    assert "not in R2" in missing.last_error
+    # The refused call is in the ledger; the message came back once.
+    assert list(
+        busy.provider_calls.values_list("status", flat=True).order_by("id")
+    ) == [
+        "error",
+        "ok",
+    ]
+    tries = [e for e in lines if e.get("upload") == str(busy.pk)]
+    assert [(e["attempt"], e["action"], e["status"]) for e in tries] == [
+        ("1", "retry", "429"),
+        ("2", "ack", "200"),
+    ]
+    (gone,) = [e for e in lines if e.get("upload") == str(missing.pk)]
+    assert (gone["action"], gone["status"], gone["outcome"]) == ("ack", "422", "failed")
+    assert len(runtime.ai_calls()) == 2

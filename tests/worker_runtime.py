@@ -148,7 +148,7 @@ class WorkerRuntime:
     def put_object(self, key: str, data: bytes, content_type: str) -> Any:
         return self.request("PUT", f"/r2/{key}", data, content_type)
 
-    def set_ai_reply(self, reply: dict[str, Any]) -> None:
+    def set_ai_reply(self, reply: dict[str, Any] | list[dict[str, Any]]) -> None:
         self.request("POST", "/ai/reply", json.dumps(reply).encode())
 
     def ai_calls(self) -> list[dict[str, Any]]:

@@ -42,7 +42,7 @@ export default function (env) {
         imageSha256: hex(await crypto.subtle.digest("SHA-256", bytes)),
         maxTokens: inputs.max_tokens ?? null,
         responseFormat: inputs.response_format?.type ?? null,
-        schemaTitle: inputs.response_format?.json_schema?.title ?? null,
+        responseFormatSchema: inputs.response_format?.json_schema ?? null,
         roles: (inputs.messages ?? []).map((/** @type {any} */ m) => m.role),
         systemPrompt: inputs.messages?.[0]?.content ?? "",
       });

@@ -11,7 +11,8 @@
 //   GET  /ready              200 once the runtime is up
 //   POST /enqueue            {"queue": "ingest"|"dead", "bodies": [...]} -> sendBatch
 //   PUT  /r2/<key>           store the request body in the Worker's R2 bucket
-//   POST /ai/reply           {"output": {...}} or {"error": "..."}: the AI answer
+//   POST /ai/reply           {"output": {...}} or {"error": "..."}: the AI answer,
+//                            or a list of them, used in order (the last repeats)
 //   GET  /ai/calls           what the AI stand-in received
 //   GET  /events             the Worker's log lines, parsed
 //
@@ -47,8 +48,9 @@ const withAi = Boolean(workerOptions.ai);
 
 /** @type {object[]} */
 const aiCalls = [];
-/** @type {{ output?: object, error?: string }} */
-let aiReply = { output: { response: "{}" } };
+// The AI stand-in's answers, used in order; the last one repeats.
+/** @type {{ output?: object, error?: string }[]} */
+let aiReplies = [{ output: { response: "{}" } }];
 /** @type {Record<string, string>[]} */
 const events = [];
 
@@ -103,7 +105,8 @@ const mf = new Miniflare({
         async RECORDER(request) {
           const entry = await request.json();
           aiCalls.push(entry);
-          return Response.json(aiReply);
+          const reply = aiReplies.length > 1 ? aiReplies.shift() : aiReplies[0];
+          return Response.json(reply);
         },
       },
     },
@@ -170,7 +173,8 @@ const server = createServer(async (request, response) => {
       return send(response, 200, { key, size: body.length });
     }
     if (request.method === "POST" && url.pathname === "/ai/reply") {
-      aiReply = JSON.parse(String(await readBody(request)));
+      const given = JSON.parse(String(await readBody(request)));
+      aiReplies = Array.isArray(given) ? given : [given];
       return send(response, 200, { ok: true });
     }
     if (request.method === "GET" && url.pathname === "/ai/calls") {
