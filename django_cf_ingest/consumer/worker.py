@@ -10,6 +10,7 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from types import FrameType
+
 from django.db import close_old_connections
 
 from .. import outbox
@@ -112,6 +113,7 @@ class Worker:
         )
         inflight: dict[Future[Decision], _Job] = {}
         last_progress = time.monotonic()
+        last_relay = 0.0
         idle_sleep = self.poll_interval
         with ThreadPoolExecutor(
             max_workers=self.concurrency, thread_name_prefix="cf-ingest"
@@ -121,17 +123,28 @@ class Worker:
                     close_old_connections()
                     if self._stopping.is_set():
                         break
-                    if self.relay:
+                    # Relaying on every turn would cost queries per message.
+                    if self.relay and time.monotonic() - last_relay >= min(
+                        self.poll_interval, 1.0
+                    ):
                         self._relay()
+                        last_relay = time.monotonic()
 
-                    received = self._receive(len(inflight))
+                    asked = self._room(len(inflight))
+                    received = self._receive(asked)
                     for message in received:
                         future = pool.submit(self._handle, message)
                         inflight[future] = _Job(message, time.monotonic())
 
                     if inflight:
+                        # A full batch means more may be waiting: take them now
+                        # instead of waiting for a running message to finish.
+                        more = 0 < asked == len(received)
+                        full = len(inflight) >= self.concurrency
                         done, _ = wait(
-                            list(inflight), timeout=0.5, return_when=FIRST_COMPLETED
+                            list(inflight),
+                            timeout=0 if more and not full else 0.5,
+                            return_when=FIRST_COMPLETED,
                         )
                         self._settle({f: inflight.pop(f) for f in done})
                         idle_sleep = self.poll_interval
@@ -153,17 +166,23 @@ class Worker:
         return self.stats
 
     def _limit_reached(self) -> bool:
-        return self.max_messages is not None and self.stats.received >= self.max_messages
+        return (
+            self.max_messages is not None and self.stats.received >= self.max_messages
+        )
 
-    def _receive(self, busy: int) -> list[ReceivedMessage]:
+    def _room(self, busy: int) -> int:
+        """How many messages to ask for: free threads, within the batch size."""
         room = self.concurrency - busy
         if self.max_messages is not None:
             room = min(room, self.max_messages - self.stats.received)
-        if room <= 0:
+        return max(0, min(room, self.batch_size))
+
+    def _receive(self, count: int) -> list[ReceivedMessage]:
+        if count <= 0:
             return []
         try:
             messages = self.backend.receive(
-                min(room, self.batch_size), visibility_timeout=self.visibility_timeout
+                count, visibility_timeout=self.visibility_timeout
             )
         except Exception:
             logger.exception("receive failed; trying again")
@@ -215,11 +234,15 @@ class Worker:
                 self._dead_letter(message, decision.reason)
             elif decision.action == "retry" and message.attempts >= config.MAX_ATTEMPTS:
                 reason = decision.reason or decision.outcome
-                self._dead_letter(message, f"gave up after {message.attempts} attempts: {reason}")
+                self._dead_letter(
+                    message, f"gave up after {message.attempts} attempts: {reason}"
+                )
                 if upload_id is not None:
                     mark_dead(upload_id, reason, message.attempts)
             elif decision.action == "retry":
-                retries.append(Retry(message, retry_delay(message.attempts, decision.delay)))
+                retries.append(
+                    Retry(message, retry_delay(message.attempts, decision.delay))
+                )
                 self.stats.retried += 1
             else:
                 acks.append(message)
@@ -237,7 +260,9 @@ class Worker:
             self.backend.settle(acks, retries)
         except Exception:
             # Unsettled messages come back when their lease runs out.
-            logger.exception("settle failed acks=%s retries=%s", len(acks), len(retries))
+            logger.exception(
+                "settle failed acks=%s retries=%s", len(acks), len(retries)
+            )
 
     def _dead_letter(self, message: ReceivedMessage, reason: str) -> None:
         self.stats.dead += 1
@@ -258,4 +283,3 @@ class Worker:
             logger.info("waiting for in-flight messages count=%s", len(running))
             wait(list(running))
             self._settle(running)
-
