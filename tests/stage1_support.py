@@ -91,7 +91,9 @@ class ScriptedSite:
         self._server = make_server(
             "127.0.0.1", 0, self._app, server_class=_Server, handler_class=_QuietHandler
         )
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), daemon=True
+        )
         self._thread.start()
 
     @property
