@@ -1,0 +1,5 @@
+"""The offline ``ocr`` provider (needs the ``ocr`` extra)."""
+
+from .provider import OcrProvider
+
+__all__ = ["OcrProvider"]
