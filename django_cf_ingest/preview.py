@@ -12,6 +12,7 @@ import io
 import logging
 from typing import TYPE_CHECKING
 
+from django.core.cache import cache
 from django.http import FileResponse, HttpResponse
 from PIL import Image, ImageOps
 
@@ -24,6 +25,8 @@ PDF = "application/pdf"
 #: Width in pixels of a page on the review screen, and of a listing thumbnail.
 PAGE_WIDTH = 1400
 THUMBNAIL_WIDTH = 160
+#: How long a drawn page stays in the cache.
+CACHE_SECONDS = 3600
 
 
 class PreviewUnavailable(Exception):
@@ -98,7 +101,23 @@ def _render_pdf_page(data: bytes, number: int, width: int) -> bytes:
 
 def render_page(upload: Upload, number: int = 1, *, width: int = PAGE_WIDTH) -> bytes:
     """Page ``number`` (from 1) of the upload as PNG bytes, at most ``width``
-    pixels wide for images and exactly that wide for PDF pages."""
+    pixels wide for images and exactly that wide for PDF pages.
+
+    Pictures are kept in the default cache under the file's hash, so a
+    listing's thumbnails are drawn once rather than on every visit.
+    """
+    key = f"cf_ingest:page:{upload.sha256}:{number}:{width}" if upload.sha256 else ""
+    if key:
+        cached = cache.get(key)
+        if isinstance(cached, bytes):
+            return cached
+    picture = _render(upload, number, width)
+    if key:
+        cache.set(key, picture, CACHE_SECONDS)
+    return picture
+
+
+def _render(upload: Upload, number: int, width: int) -> bytes:
     data = _read(upload)
     if upload.content_type == PDF:
         return _render_pdf_page(data, number, width)

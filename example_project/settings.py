@@ -156,6 +156,9 @@ STORAGES = _storages()
 
 WAGTAIL_SITE_NAME = "django-cf-ingest demo"
 WAGTAILADMIN_BASE_URL = env("WAGTAILADMIN_BASE_URL", "http://127.0.0.1:8000")
+# Avatars come from Wagtail's default picture rather than gravatar.com, so the
+# admin looks the same offline.
+WAGTAIL_GRAVATAR_PROVIDER_URL = None
 LOGIN_URL = "wagtailadmin_login"
 
 LOGGING = {

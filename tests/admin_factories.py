@@ -142,3 +142,17 @@ def add_run(
         created_at=when,
     )
     return extraction
+
+
+def client_for(user: Any, *, enforce_csrf: bool = False) -> Any:
+    """A test client logged in as the user."""
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=enforce_csrf)
+    client.force_login(user)
+    return client
+
+
+def editor_client() -> tuple[Any, Any]:
+    user = make_user("editor", *EDITOR_PERMISSIONS)
+    return user, client_for(user)

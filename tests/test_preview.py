@@ -51,7 +51,7 @@ def test_pdf_pages_are_rendered() -> None:
 
 
 def test_missing_file_is_unavailable() -> None:
-    upload = make_upload()
+    upload = make_upload(content=make_png("a file that goes missing"))
     upload.file.storage.delete(upload.file.name)
 
     with pytest.raises(PreviewUnavailable):

@@ -1,0 +1,1 @@
+"""Views of the Wagtail admin, one module per screen."""
