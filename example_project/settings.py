@@ -201,6 +201,9 @@ def _queue() -> dict[str, Any]:
             "API_BASE_URL": env(
                 "CF_API_BASE_URL", "https://api.cloudflare.com/client/v4"
             ),
+            # "pull": cf_ingest_consume pulls; "worker": the Worker consumes.
+            "CONSUMER": env("CF_QUEUE_CONSUMER", "pull"),
+            "DEAD_LETTER_QUEUE": env("CF_DEAD_LETTER_QUEUE"),
         },
     }
 

@@ -51,6 +51,12 @@ class QueueBackend(ABC):
     can_receive: bool = True
     #: Largest batch ``enqueue_batch`` takes in one call.
     max_batch_size: int = 100
+    #: ``enqueue_batch`` writes to the site's database, so the outbox relay
+    #: can send rows and mark them sent in one transaction.
+    shares_database: bool = False
+    #: Least seconds between a process's outbox relays after commits; commits
+    #: in between are relayed together when it has passed. 0: every commit.
+    relay_interval: float = 0.0
 
     def __init__(self, options: dict[str, Any] | None = None) -> None:
         self.options = dict(options or {})

@@ -23,6 +23,7 @@ from .base import QueueBackend, ReceivedMessage, Retry
 
 class DatabaseBackend(QueueBackend):
     max_batch_size = 500
+    shares_database = True
 
     def __init__(self, options: dict[str, Any] | None = None) -> None:
         super().__init__(options)
