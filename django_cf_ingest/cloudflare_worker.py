@@ -134,13 +134,18 @@ def endpoint_path(config: IngestSettings) -> str:
     return dead[: -len("dead")]
 
 
+def _queue_name(value: Any) -> str:
+    name = str(value or "").strip()
+    # wrangler.toml names queues; a 32-hex queue id cannot be used there.
+    return "" if re.fullmatch(r"[0-9a-f]{32}", name) else name
+
+
 def settings_queue_names(config: IngestSettings) -> tuple[str, str]:
     """The queue and dead-letter queue named in ``QUEUE["OPTIONS"]``, if any."""
     options: dict[str, Any] = dict(config.QUEUE.get("OPTIONS") or {})
-    queue = str(options.get("QUEUE_NAME") or options.get("QUEUE") or "")
-    if re.fullmatch(r"[0-9a-f]{32}", queue):
-        queue = ""  # A queue id: wrangler.toml needs the name.
-    return queue, str(options.get("DEAD_LETTER_QUEUE") or "")
+    return _queue_name(options.get("QUEUE")), _queue_name(
+        options.get("DEAD_LETTER_QUEUE")
+    )
 
 
 def settings_storage(config: IngestSettings) -> tuple[str, str]:

@@ -25,8 +25,13 @@ def worker_settings(ingest_settings: Any) -> None:
         INTERNAL_SECRETS=[SECRET, "older-secret-also-kept-out-0123456"],
         INTERNAL_INGEST_BASE_URL="https://ingest.example.org/",
         QUEUE={
-            "BACKEND": "django_cf_ingest.queues.database.DatabaseBackend",
-            "OPTIONS": {"QUEUE": "site-ingest"},
+            "BACKEND": "django_cf_ingest.queues.cloudflare.CloudflareBackend",
+            "OPTIONS": {
+                "ACCOUNT_ID": "0123456789abcdef0123456789abcdef",
+                "API_TOKEN": "token-that-stays-out-of-files",
+                "QUEUE": "site-ingest",
+                "CONSUMER": "worker",
+            },
         },
         MAX_ATTEMPTS=6,
         RETRY_BASE_DELAY=2.5,
@@ -146,6 +151,7 @@ def test_no_secret_is_written(worker_settings: None, tmp_path: Path) -> None:
         text = path.read_text()
         assert SECRET not in text
         assert "older-secret" not in text
+        assert "token-that-stays-out" not in text
     assert sorted(p.name for p in (tmp_path / "w" / "src").iterdir()) == sorted(
         p.name for p in SOURCE_DIR.glob("*.js")
     )
@@ -189,6 +195,30 @@ def test_bad_options_are_refused(
     with pytest.raises(CommandError, match=message):
         write(tmp_path / "w", **options)
     assert not (tmp_path / "w").exists()
+
+
+def test_a_dead_letter_queue_named_in_the_settings_is_used(
+    worker_settings: None, ingest_settings: Any, settings: Any, tmp_path: Path
+) -> None:
+    queue = settings.CF_INGEST["QUEUE"]
+    options = {**queue["OPTIONS"], "DEAD_LETTER_QUEUE": "site-dead"}
+    ingest_settings(QUEUE={**queue, "OPTIONS": options})
+
+    write(tmp_path / "w")
+
+    assert read_config(tmp_path / "w")["vars"]["DEAD_LETTER_QUEUE"] == "site-dead"
+
+
+def test_a_queue_id_is_not_a_name(ingest_settings: Any, tmp_path: Path) -> None:
+    ingest_settings(
+        QUEUE={
+            "BACKEND": "django_cf_ingest.queues.cloudflare.CloudflareBackend",
+            "OPTIONS": {"QUEUE": "0123456789abcdef0123456789abcdef"},
+        }
+    )
+
+    with pytest.raises(CommandError, match="--queue"):
+        write(tmp_path / "w")
 
 
 def test_a_queue_is_needed(ingest_settings: Any, tmp_path: Path) -> None:
