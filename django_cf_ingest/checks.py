@@ -53,7 +53,11 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         )
     messages += _internal_checks(config)
     messages += _backend_checks()
-    messages += _provider_checks(config.PROVIDER_CHAIN)
+    checked = config.PROVIDER_CHAIN
+    if config.USE_EDGE_INGEST and "workers_ai" not in checked:
+        # Edge extraction calls Workers AI from the consumer.
+        checked = (*checked, "workers_ai")
+    messages += _provider_checks(checked)
     return messages
 
 

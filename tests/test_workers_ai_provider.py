@@ -427,3 +427,15 @@ def test_unknown_options_and_bad_json_mode_are_refused() -> None:
         WorkersAIProvider("workers_ai", {"MODLE": "x"})
     with pytest.raises(ImproperlyConfigured, match="JSON_MODE"):
         WorkersAIProvider("workers_ai", {"JSON_MODE": "yes"})
+
+
+def test_edge_extraction_checks_the_workers_ai_credentials(
+    ingest_settings: Any,
+) -> None:
+    from django.core.checks import run_checks
+
+    ingest_settings(PROVIDERS={"ocr": {}}, PROVIDER_CHAIN=["ocr"])
+    assert "cf_ingest.E032" not in {m.id for m in run_checks()}
+
+    ingest_settings(USE_EDGE_INGEST=True)
+    assert "cf_ingest.E032" in {m.id for m in run_checks()}
