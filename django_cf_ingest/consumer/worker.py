@@ -15,6 +15,7 @@ from django.db import close_old_connections
 
 from .. import outbox
 from ..conf import get_settings
+from ..exceptions import TransientQueueError
 from ..pipeline import mark_dead
 from ..queues import QueueBackend, ReceivedMessage, Retry
 from .backoff import retry_delay
@@ -123,8 +124,10 @@ class Worker:
                     close_old_connections()
                     if self._stopping.is_set():
                         break
-                    # Relaying on every turn would cost queries per message.
-                    if self.relay and time.monotonic() - last_relay >= min(
+                    # Uploads relay their own rows on commit; this pass is the
+                    # backstop, and running it every turn costs a transaction
+                    # per finished message.
+                    if self.relay and time.monotonic() - last_relay >= max(
                         self.poll_interval, 1.0
                     ):
                         self._relay()
@@ -184,6 +187,11 @@ class Worker:
             messages = self.backend.receive(
                 count, visibility_timeout=self.visibility_timeout
             )
+        except TransientQueueError as exc:
+            # Rate limited or unreachable for now: expected, so no traceback.
+            logger.warning("receive failed error=%s; trying again", exc)
+            self._stopping.wait(max(self.poll_interval, exc.retry_after or 0))
+            return []
         except Exception:
             logger.exception("receive failed; trying again")
             self._stopping.wait(self.poll_interval)
@@ -258,6 +266,14 @@ class Worker:
             )
         try:
             self.backend.settle(acks, retries)
+        except TransientQueueError as exc:
+            # Unsettled messages come back when their lease runs out.
+            logger.warning(
+                "settle failed acks=%s retries=%s error=%s",
+                len(acks),
+                len(retries),
+                exc,
+            )
         except Exception:
             # Unsettled messages come back when their lease runs out.
             logger.exception(
