@@ -217,8 +217,13 @@ class Upload(models.Model):
                 {"file": ValidationError("A file is required.", code="required")}
             )
         try:
-            with self.file.open("rb") as stream:
-                info = inspect_file(stream)
+            if getattr(self.file, "_committed", True):
+                with self.file.open("rb") as stream:
+                    info = inspect_file(stream)
+            else:
+                # A form's upload, not in storage yet: it must stay open for
+                # the save that stores it.
+                info = inspect_file(self.file.file)
         except UploadRejected as exc:
             raise ValidationError(
                 {"file": ValidationError(str(exc), code=exc.code)}
