@@ -113,3 +113,36 @@ def test_discard_needs_a_reason() -> None:
         discard_uploads([dead], reason="   ")
 
     assert Upload.objects.get(pk=dead.pk).discarded_at is None
+
+
+def test_rerun_of_many_uploads_enqueues_in_batches(monkeypatch: Any) -> None:
+    from django_cf_ingest import services
+
+    document_type = make_upload().document_type
+    Upload.objects.bulk_create(
+        Upload(
+            file=f"cf_ingest/many/{n}.png",
+            original_name=f"{n}.png",
+            document_type=document_type,
+            content_type="image/png",
+            size=1,
+            sha256=f"{n:064d}",
+            status=UploadStatus.DEAD,
+        )
+        for n in range(1001)
+    )
+    batches: list[int] = []
+    enqueue = services.enqueue_uploads
+
+    def recording(uploads: Any, **kwargs: Any) -> None:
+        uploads = list(uploads)
+        batches.append(len(uploads))
+        enqueue(uploads, **kwargs)
+
+    monkeypatch.setattr(services, "enqueue_uploads", recording)
+
+    count = rerun_uploads(Upload.objects.filter(status=UploadStatus.DEAD))
+
+    assert count == 1001
+    assert batches == [500, 500, 1]
+    assert Upload.objects.filter(status=UploadStatus.QUEUED).count() == 1001
