@@ -4,6 +4,7 @@ queue action, many requests stay in flight, and nothing secret is logged."""
 from __future__ import annotations
 
 import base64
+import io
 import json
 import logging
 import signal
@@ -33,8 +34,11 @@ from django_cf_ingest.models import (
     UploadStatus,
 )
 from django_cf_ingest.queues import get_backend
+from django_cf_ingest.services import create_upload
 
 from . import fake_provider
+from .fakes import gemini
+from .fakes.gemini import google_error
 from .stage1_support import (
     FAKE,
     SECRET,
@@ -532,6 +536,31 @@ def test_endpoint_answer_leads_to_queue_action(
         assert any(r.levelno == logging.ERROR for r in ingest_logs.records)
 
 
+@uses_db
+@pytest.mark.slow
+def test_default_chain_through_the_endpoint(
+    live_server: Any, ingest_settings: Any
+) -> None:
+    from example_project.demo import samples
+
+    manifest = json.loads((samples.SAMPLES_DIR / "manifest.json").read_text())
+    entry = next(e for e in manifest if e["file"] == "big-five-a.png")
+    ingest_settings(INTERNAL_INGEST_BASE_URL=live_server.url)
+    content = (samples.SAMPLES_DIR / entry["file"]).read_bytes()
+    upload = create_upload(io.BytesIO(content), entry["type"], name=entry["file"])
+
+    worker = run_worker(Stage1Handler(concurrency=1), drain=True)
+
+    upload.refresh_from_db()
+    extraction = upload.extractions.get()
+    assert worker.stats.outcomes == {"done": 1}
+    assert upload.status == UploadStatus.NEEDS_REVIEW
+    assert (extraction.provider, extraction.stage) == ("ocr", Stage.STAGE1)
+    assert extraction.is_valid
+    assert extraction.data == entry["expected"]
+    assert upload.provider_calls.get().status == "ok"
+
+
 # End to end, in a separate process ------------------------------------------------
 
 
@@ -577,6 +606,7 @@ def test_nothing_secret_is_logged(
     ingest_settings: Any,
     ingest_logs: Any,
     capfd: pytest.CaptureFixture[str],
+    fake_gemini: gemini.FakeGemini,
 ) -> None:
     api_key = "AIzaFakeKey-d41d8cd98f00b204e9800998ecf8427e"
     wrong_secret = "consumer-wrong-secret-5f4dcc3b5aa765d6"
@@ -605,6 +635,22 @@ def test_nothing_secret_is_logged(
         side_effect=RuntimeError("boom"),
     ):
         Stage1Handler().handle(uploads[0].pk)
+    # The Gemini provider, against a local fake of its API: a success, a
+    # rate limit and a refusal.
+    ingest_settings(
+        PROVIDERS={"google": {"API_KEY": gemini.API_KEY, "BASE_URL": fake_gemini.url}},
+        PROVIDER_CHAIN=["google"],
+    )
+    fake_gemini.enqueue(
+        google_error(429, "RESOURCE_EXHAUSTED", "Quota exceeded."),
+        google_error(400, "INVALID_ARGUMENT", "Request contains an invalid argument."),
+    )
+    google_uploads = [new_upload(f"hygiene-g{n}.png") for n in range(3)]
+    for upload in google_uploads:
+        Stage1Handler().handle(upload.pk)
+    assert len(fake_gemini.requests) >= 3
+    assert Extraction.objects.filter(upload__in=google_uploads).count() == 1
+    files += [u.file.open("rb").read() for u in google_uploads]
     # Refused credentials, and a replayed signed request.
     refused = Stage1Handler()
     refused.secret = wrong_secret
@@ -628,7 +674,7 @@ def test_nothing_secret_is_logged(
     assert "code=replayed" in captured
     assert "internal endpoint failed" in captured
 
-    forbidden = [SECRET, NEW_SECRET, wrong_secret, api_key]
+    forbidden = [SECRET, NEW_SECRET, wrong_secret, api_key, gemini.API_KEY]
     for content in files:
         forbidden += [
             base64.b64encode(content).decode()[:40],
