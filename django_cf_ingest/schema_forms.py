@@ -289,6 +289,7 @@ def build_field(spec_field: SchemaField, *, initial: Any = None) -> forms.Field:
         validators=validators,
         widget=forms.Textarea(attrs={"rows": 3}) if long_text else forms.TextInput,
         strip=True,
+        empty_value=None if spec_field.nullable else "",
         **common,
     )
 
