@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Callable
 
 import pytest
@@ -273,6 +274,32 @@ def test_settle_sends_acks_and_retries_in_one_call(
     assert call.response["result"] == {"ackCount": 2, "retryCount": 2, "warnings": {}}
     backend.settle([], [])
     assert len(cloudflare.emulator.recorded()) == 1
+
+
+def test_acks_held_back_by_a_failed_call_go_with_the_next_one(
+    cloudflare: CloudflareSite, use_cloudflare: UseCloudflare
+) -> None:
+    backend = use_cloudflare()
+    backend.enqueue_batch([{"uploadId": n} for n in range(3)])
+    one, two, three = backend.receive(3, visibility_timeout=30)
+    cloudflare.emulator.faults = FaultPolicy(rate=1, rate_limited_share=0)
+
+    with pytest.raises(CloudflareTransientError):
+        backend.settle([one], [Retry(two, 5)])
+    cloudflare.emulator.faults = FaultPolicy()
+    backend.settle([three], [])  # too early: the held-back ones wait
+    time.sleep(0.6)
+    backend.settle([], [])
+
+    failed, early, late = cloudflare.emulator.recorded("queues-ack-messages")
+    assert failed.refused
+    assert early.body == {"acks": [{"lease_id": three.lease_id}]}
+    assert late.body == {
+        "acks": [{"lease_id": one.lease_id}],
+        "retries": [{"lease_id": two.lease_id, "delay_seconds": 5}],
+    }
+    assert late.response["result"]["ackCount"] == 1
+    assert cloudflare.messages() == [{"uploadId": 1}]
 
 
 def test_release_retries_without_delay_and_the_next_delivery_counts(

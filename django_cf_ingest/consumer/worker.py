@@ -84,6 +84,7 @@ class Worker:
         self.progress_every = progress_every
         self.stats = Stats()
         self._stopping = threading.Event()
+        self._receive_failed = False
         self._signals = 0
 
     # Signals ---------------------------------------------------------------
@@ -154,8 +155,13 @@ class Worker:
                     elif not received:
                         if self._limit_reached() or (self.drain and self._drained()):
                             break
-                        self._stopping.wait(idle_sleep)
-                        idle_sleep = min(idle_sleep * 2, max(self.poll_interval, 5.0))
+                        # A failed receive has waited already, and says nothing
+                        # about the queue being empty: no idle backoff for it.
+                        if not self._receive_failed:
+                            self._stopping.wait(idle_sleep)
+                            idle_sleep = min(
+                                idle_sleep * 2, max(self.poll_interval, 5.0)
+                            )
 
                     if self._limit_reached() and not inflight:
                         break
@@ -181,8 +187,10 @@ class Worker:
         return max(0, min(room, self.batch_size))
 
     def _receive(self, count: int) -> list[ReceivedMessage]:
+        self._receive_failed = False
         if count <= 0:
             return []
+        self._receive_failed = True
         try:
             messages = self.backend.receive(
                 count, visibility_timeout=self.visibility_timeout
@@ -196,6 +204,7 @@ class Worker:
             logger.exception("receive failed; trying again")
             self._stopping.wait(self.poll_interval)
             return []
+        self._receive_failed = False
         self.stats.received += len(messages)
         return messages
 

@@ -53,10 +53,12 @@ Pull consumer
     ``metadata["CF-Content-Type"]``. A body that cannot be decoded is still
     returned (as its raw string), so the consumer dead-letters it with a
     reason instead of leaving it to be redelivered forever. Acks and retries
-    of a batch go out in one ack call. A retry, a release and a lease that
-    runs out all count an attempt on Cloudflare's side; the consumer's
-    ``max_retries`` should be at least ``MAX_ATTEMPTS``, or Cloudflare gives
-    up on a message before this app does.
+    of a batch go out in one ack call; when that call fails with a 429 or a
+    5xx, they are kept and sent with the next one (after ``Retry-After``),
+    since a lost ack costs a redelivery and a second run. A retry, a release
+    and a lease that runs out all count an attempt on Cloudflare's side; the
+    consumer's ``max_retries`` should be at least ``MAX_ATTEMPTS``, or
+    Cloudflare gives up on a message before this app does.
 """
 
 from __future__ import annotations
@@ -82,6 +84,7 @@ from .base import QueueBackend, ReceivedMessage, Retry
 from .cloudflare_api import (
     DEFAULT_API_BASE_URL,
     CloudflarePermanentError,
+    CloudflareTransientError,
     QueuesAPI,
 )
 
@@ -95,6 +98,9 @@ MAX_BATCH_MESSAGES = 100
 MAX_PULL_BATCH = 100
 #: Settled leases per ack call.
 MAX_ACK_ENTRIES = 100
+#: Ack calls a held-back settlement gets before its messages are left to
+#: come back when their leases run out.
+MAX_SETTLE_TRIES = 5
 MAX_VISIBILITY_TIMEOUT_MS = 43_200_000
 #: Delays are kept within 12 h, the lower of the two documented maxima.
 MAX_DELAY_SECONDS = 43_200
@@ -120,6 +126,10 @@ OPTION_NAMES = frozenset(
     }
 )
 _LOOPBACK = {"localhost", "127.0.0.1", "::1"}
+
+
+#: ("acks" or "retries", the entry of the ack call).
+Settlement = tuple[str, dict[str, Any]]
 
 
 class QueueNotFound(CloudflarePermanentError):
@@ -258,6 +268,10 @@ class CloudflareBackend(QueueBackend):
         self._queue_ids: dict[str, str] = {}
         self._lock = threading.Lock()
         self._backlog: tuple[int, float] | None = None
+        # Acks and retries a transient failure held back, sent with the next call.
+        self._unsettled: list[Settlement] = []
+        self._unsettled_after = 0.0
+        self._unsettled_tries = 0
 
     @property
     def api(self) -> QueuesAPI:
@@ -369,6 +383,7 @@ class CloudflareBackend(QueueBackend):
     def receive(
         self, max_messages: int, *, visibility_timeout: float
     ) -> list[ReceivedMessage]:
+        self.flush()
         count = max(0, min(max_messages, self.batch_size))
         if not count:
             return []
@@ -416,9 +431,7 @@ class CloudflareBackend(QueueBackend):
         )
 
     def settle(self, acks: Sequence[ReceivedMessage], retries: Sequence[Retry]) -> None:
-        entries: list[tuple[str, dict[str, Any]]] = [
-            ("acks", {"lease_id": m.lease_id}) for m in acks
-        ]
+        entries: list[Settlement] = [("acks", {"lease_id": m.lease_id}) for m in acks]
         entries += [
             (
                 "retries",
@@ -429,21 +442,70 @@ class CloudflareBackend(QueueBackend):
             )
             for r in retries
         ]
+        self._settle(self._carried(due_only=True) + entries)
+
+    def _settle(self, entries: list[Settlement]) -> None:
         for start in range(0, len(entries), MAX_ACK_ENTRIES):
+            chunk = entries[start : start + MAX_ACK_ENTRIES]
             payload: dict[str, list[dict[str, Any]]] = {}
-            for key, entry in entries[start : start + MAX_ACK_ENTRIES]:
+            for key, entry in chunk:
                 payload.setdefault(key, []).append(entry)
-            data = self._api.call(
-                "ack", "POST", self._path("/messages/ack"), json=payload
-            )
+            try:
+                data = self._api.call(
+                    "ack", "POST", self._path("/messages/ack"), json=payload
+                )
+            except CloudflareTransientError as exc:
+                self._carry(entries[start:], exc.retry_after)
+                raise
             result = data.get("result") if isinstance(data.get("result"), dict) else {}
             warnings = ack_warnings((result or {}).get("warnings"))
             if warnings:
                 logger.warning(
                     "ack warnings count=%s first=%s", len(warnings), warnings[0][:200]
                 )
-        if entries:
             self._backlog = None
+        if entries:
+            with self._lock:
+                self._unsettled_tries = 0
+
+    def _carry(self, entries: list[Settlement], retry_after: float | None) -> None:
+        """Keep settlements a transient failure held back, for the next call."""
+        with self._lock:
+            self._unsettled_tries += 1
+            if self._unsettled_tries > MAX_SETTLE_TRIES:
+                logger.warning(
+                    "giving up on settling count=%s; the messages come back when "
+                    "their leases run out",
+                    len(entries),
+                )
+                self._unsettled, self._unsettled_tries = [], 0
+                return
+            self._unsettled = self._unsettled + entries
+            backoff = min(5.0, 0.25 * 2**self._unsettled_tries)
+            self._unsettled_after = time.monotonic() + max(retry_after or 0, backoff)
+
+    def _carried(self, *, due_only: bool) -> list[Settlement]:
+        with self._lock:
+            if not self._unsettled:
+                return []
+            if due_only and time.monotonic() < self._unsettled_after:
+                return []
+            carried, self._unsettled = self._unsettled, []
+            return carried
+
+    def flush(self) -> None:
+        """Send the settlements a failed ack call held back, when they are due.
+
+        Cloudflare accepts an ack after the lease ran out, so a late ack
+        still spares the message a redelivery and the consumer a second run.
+        """
+        carried = self._carried(due_only=True)
+        if not carried:
+            return
+        try:
+            self._settle(carried)
+        except CloudflareTransientError as exc:
+            logger.warning("held-back acks failed again error=%s", exc)
 
     def release(self, messages: Sequence[ReceivedMessage]) -> None:
         self.settle([], [Retry(m, 0) for m in messages])
@@ -589,4 +651,14 @@ class CloudflareBackend(QueueBackend):
         return messages
 
     def close(self) -> None:
+        carried = self._carried(due_only=False)
+        if carried:
+            try:
+                self._settle(carried)
+            except CloudflareTransientError:
+                logger.warning(
+                    "acks not sent count=%s; the messages come back when their "
+                    "leases run out",
+                    len(carried),
+                )
         self._api.close()
