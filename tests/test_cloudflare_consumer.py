@@ -12,17 +12,25 @@ from typing import Any
 import pytest
 
 from django_cf_ingest.consumer.handlers import InProcessHandler
+from django_cf_ingest.consumer.stage1 import Stage1Handler
 from django_cf_ingest.consumer.worker import Worker
-from django_cf_ingest.models import Extraction, ProviderCall, Upload, UploadStatus
+from django_cf_ingest.models import (
+    Extraction,
+    ProviderCall,
+    Stage,
+    Upload,
+    UploadStatus,
+)
 from django_cf_ingest.providers.base import ExtractionRequest, ProviderResult
 from django_cf_ingest.queues.cloudflare import CloudflareBackend
 
-from . import cloudflare_support
+from . import cloudflare_support, stage1_support
 from .cloudflare_support import FAKE, CloudflareSite, shared_file_uploads
 from .fake_provider import FakeProvider
 
 cloudflare = cloudflare_support.cloudflare
 use_cloudflare = cloudflare_support.use_cloudflare
+live_server = stage1_support.live_server
 
 UseCloudflare = Callable[..., CloudflareBackend]
 
@@ -163,3 +171,31 @@ def test_a_message_whose_lease_ran_out_mid_run_makes_no_second_extraction(
     late_ack = cloudflare.emulator.recorded("queues-ack-messages")[-1]
     assert late_ack.status == 200
     assert late_ack.response["result"]["warnings"] == {}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_stage_1_posts_each_pulled_upload_to_the_site(
+    cloudflare: CloudflareSite,
+    use_cloudflare: UseCloudflare,
+    fake_provider: Callable[..., None],
+    ingest_settings: Callable[..., None],
+    live_server: Any,
+) -> None:
+    fake_provider()
+    ingest_settings(INTERNAL_INGEST_BASE_URL=live_server.url)
+    backend = use_cloudflare()
+    uploads = shared_file_uploads(6)
+
+    worker = Worker(
+        backend,
+        Stage1Handler(concurrency=3),
+        concurrency=3,
+        drain=True,
+        poll_interval=0.05,
+    )
+    worker.run()
+
+    assert worker.stats.outcomes == {"done": 6}
+    stages = Extraction.objects.values_list("upload_id", "stage")
+    assert sorted(stages) == sorted((u.pk, Stage.STAGE1) for u in uploads)
+    assert cloudflare.messages() == []
