@@ -4,6 +4,7 @@ makes of it."""
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import tomllib
 from pathlib import Path
@@ -12,9 +13,19 @@ from typing import Any
 import pytest
 from django.core.management import CommandError, call_command
 
+from django_cf_ingest import registry
 from django_cf_ingest.cloudflare_worker import COMPATIBILITY_DATE, SOURCE_DIR
+from django_cf_ingest.providers.workers_ai import response_format, system_prompt
 
-from .worker_runtime import SKIP_REASON, WRANGLER, node_env, node_modules_present
+from .worker_runtime import (
+    ROOT,
+    SKIP_REASON,
+    WRANGLER,
+    node_env,
+    node_modules_present,
+)
+
+PROMPT_CHECK = ROOT / "tests" / "workerd" / "prompt-check.mjs"
 
 SECRET = "site-secret-that-must-stay-out-of-files-0123"
 
@@ -273,3 +284,31 @@ def test_wrangler_accepts_the_written_worker(
     bundle = (tmp_path / "out" / "index.js").read_text()
     assert "X-Internal-Secret" in bundle
     assert SECRET not in bundle
+
+
+@pytest.mark.worker
+@pytest.mark.skipif(not node_modules_present(), reason=SKIP_REASON)
+def test_the_worker_asks_the_model_what_the_site_would() -> None:
+    specs = [spec for spec in registry.all_specs() if spec.json_schema]
+    types = [
+        {"instructions": spec.instructions, "schema": spec.json_schema}
+        for spec in specs
+    ]
+
+    result = subprocess.run(
+        ["node", str(PROMPT_CHECK), str(SOURCE_DIR / "prompt.js")],
+        input=json.dumps(types),
+        env=node_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+
+    answers = json.loads(result.stdout)
+    assert len(answers) == len(specs) >= 6
+    for spec, answer in zip(specs, answers, strict=True):
+        assert answer["systemPrompt"] == system_prompt(
+            spec.instructions, spec.json_schema
+        ), spec.slug
+        assert answer["responseFormat"] == response_format(spec.json_schema)

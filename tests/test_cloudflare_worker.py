@@ -279,14 +279,21 @@ def test_retries_back_off_until_the_dead_letter_queue_reports_the_upload(
     assert (report["outcome"], report["action"]) == ("dead_reported", "ack")
 
 
-def test_signed_calls_are_accepted(
+def test_signed_calls_with_the_new_secret_while_rotating(
     settings: Any,
     start_worker: Callable[..., WorkerRuntime],
     server_calls: ServerCalls,
 ) -> None:
-    settings.CF_INGEST = {**settings.CF_INGEST, "REQUIRE_SIGNATURE": True}
+    # Mid-rotation: the site accepts the old and the new secret, and the
+    # Worker already has the new one.
+    new_secret = "rotated-secret-fedcba9876543210"
+    settings.CF_INGEST = {
+        **settings.CF_INGEST,
+        "INTERNAL_SECRETS": [SECRET, new_secret],
+        "REQUIRE_SIGNATURE": True,
+    }
     uploads = [new_upload("signed0.png"), new_upload("signed1.png")]
-    runtime = start_worker(stage=1)
+    runtime = start_worker(secret=new_secret, stage=1)
 
     runtime.enqueue([{"uploadId": u.pk} for u in uploads])
 
@@ -297,6 +304,8 @@ def test_signed_calls_are_accepted(
         "the signed calls to be processed",
     )
     assert 'SIGN_REQUESTS = "true"' in (runtime.folder / "wrangler.toml").read_text()
+    for upload in uploads:
+        assert server_calls.count("POST", ingest_path(upload)) == 1
 
 
 def test_a_refused_secret_is_logged_and_retried_not_dropped(

@@ -133,8 +133,11 @@ export function modelError(error) {
   /** @param {string[]} list */
   const has = (list) => codes.some((code) => list.includes(code));
   if (has([LICENCE_NOT_AGREED])) {
-    const code = "licence_not_accepted";
-    return { code, message: text, transient: false, source: "model" };
+    const message =
+      `${text} (Workers AI error 5016: the account has not yet agreed to Meta's ` +
+      'licence for this model. Agree once by sending {"prompt": "agree"} to the ' +
+      "model, then run the upload again.)";
+    return { code: "licence_not_accepted", message, transient: false, source: "model" };
   }
   if (has(RATE_LIMITED) || /\b429\b|rate limit/i.test(text)) {
     return { code: "rate_limited", message: text, transient: true, source: "model" };
