@@ -259,6 +259,7 @@ def test_retries_back_off_until_the_dead_letter_queue_reports_the_upload(
     upload.refresh_from_db()
     assert upload.attempts == 3
     assert "3 deliveries" in upload.last_error
+    assert "fake outage" in upload.last_error  # the last delivery's error is kept
     assert server_calls.count("POST", ingest_path(upload)) == 3
     assert server_calls.count("POST", "/internal/ingest/dead") == 1
 

@@ -28,7 +28,7 @@ from django.utils.cache import add_never_cache_headers
 from django.views.decorators.csrf import csrf_exempt
 
 from ..conf import get_settings
-from ..models import Stage
+from ..models import Stage, Upload
 from ..pipeline import Outcome, Result, mark_dead, process_upload
 from .auth import authenticate
 
@@ -209,5 +209,11 @@ def dead(request: HttpRequest, body: bytes) -> HttpResponse:
     reason = str(
         data.get("reason") or data.get("error") or "dead-lettered by the queue"
     )
+    # The queue does not know why the deliveries failed; the upload does.
+    previous = (
+        Upload.objects.filter(pk=upload_id).values_list("last_error", flat=True).first()
+    )
+    if previous:
+        reason = f"{reason} Last error: {previous}"
     marked = mark_dead(upload_id, reason[:2000], attempts)
     return JsonResponse({"uploadId": upload_id, "marked": marked})
