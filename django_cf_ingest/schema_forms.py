@@ -113,6 +113,17 @@ def schema_fields(json_schema: dict[str, Any]) -> list[SchemaField]:
     return fields
 
 
+def tidy_numbers(value: Any) -> Any:
+    """Whole floats as ints, through lists and objects, for showing JSON."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [tidy_numbers(item) for item in value]
+    if isinstance(value, dict):
+        return {key: tidy_numbers(item) for key, item in value.items()}
+    return value
+
+
 def display_value(value: Any) -> str:
     """A value as an editor reads it: lists on one line, objects as JSON."""
     if value is None:
@@ -126,7 +137,7 @@ def display_value(value: Any) -> str:
     ):
         return ", ".join(display_value(item) for item in value) or "—"
     if isinstance(value, dict | list):
-        return json.dumps(value, ensure_ascii=False)
+        return json.dumps(tidy_numbers(value), ensure_ascii=False)
     return str(value)
 
 
@@ -200,7 +211,7 @@ class PrettyJSONField(forms.JSONField):
     def prepare_value(self, value: Any) -> Any:
         if isinstance(value, forms.fields.InvalidJSONInput):
             return value
-        return json.dumps(value, ensure_ascii=False, indent=2)
+        return json.dumps(tidy_numbers(value), ensure_ascii=False, indent=2)
 
 
 class ChoiceValueField(forms.ChoiceField):

@@ -23,6 +23,7 @@ from pytest_django.live_server_helper import LiveServer
 
 from django_cf_ingest.models import (
     Correction,
+    Extraction,
     ProviderCall,
     Stage,
     Upload,
@@ -190,6 +191,17 @@ def sample_data(editor: Any) -> dict[str, Upload]:
     )
     # The second run misread one score: the editor has something to correct.
     add_run(review, {**printed, "openness": printed["openness"] - 10}, confidence=0.84)
+    # A colleague already fixed another score.
+    Correction.objects.create(
+        upload=review,
+        field="agreeableness",
+        value=printed["agreeableness"],
+        editor=make_user("maria", *EDITOR_PERMISSIONS),
+        created_at=now - timedelta(minutes=5),
+    )
+    Extraction.objects.filter(upload=review, provider="google").update(
+        data={**printed, "openness": printed["openness"] - 10, "agreeableness": 8.0}
+    )
     uploads["review"] = review
 
     pdf = demo_upload("hexaco-b.pdf", editor)
@@ -309,7 +321,7 @@ def test_editor_corrects_a_field_and_approves(page: Any) -> None:
     upload.refresh_from_db()
     assert upload.status == UploadStatus.APPROVED
     assert upload.reviewed_by == editor
-    correction = Correction.objects.get(upload=upload)
+    correction = Correction.objects.get(upload=upload, editor=editor)
     assert (correction.field, correction.value, correction.editor) == (
         "openness",
         printed,

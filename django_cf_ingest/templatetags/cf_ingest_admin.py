@@ -8,7 +8,7 @@ from typing import Any
 
 from django import template
 
-from ..schema_forms import display_value
+from ..schema_forms import display_value, tidy_numbers
 
 register = template.Library()
 
@@ -21,7 +21,7 @@ def field_value(value: Any) -> str:
 
 @register.filter
 def pretty_json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, indent=2, sort_keys=False)
+    return json.dumps(tidy_numbers(value), ensure_ascii=False, indent=2)
 
 
 @register.filter

@@ -67,6 +67,12 @@ class DeadLetterIndexView(UploadPermissionMixin, IndexView):
     def get_base_queryset(self) -> QuerySet[Upload]:
         return dead_letters()
 
+    @cached_property
+    def no_results_message(self) -> str:
+        if self.is_searching or self.is_filtering:
+            return "No dead letters match these filters."
+        return "No dead letters: no upload is dead or failed, or all were discarded."
+
     def get_filterset_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = super().get_filterset_kwargs()
         data = kwargs["data"].copy()

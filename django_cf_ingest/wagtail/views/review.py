@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from django import forms
 from django.db.models import Prefetch
 from django.forms import BoundField
 from django.http import HttpRequest, HttpResponse
@@ -48,6 +49,8 @@ class FieldRow:
     machine_value: str
     has_machine_value: bool
     correction: Correction | None
+    #: Takes the form's full width (lists, JSON and long text).
+    wide: bool = False
 
     @property
     def corrected(self) -> bool:
@@ -236,6 +239,8 @@ class ReviewView(
                     machine_value=display_value(machine.get(name)),
                     has_machine_value=name in machine,
                     correction=correction,
+                    wide=spec_field.kind in ("lines", "json")
+                    or isinstance(form.fields[name].widget, forms.Textarea),
                 )
             )
         return rows

@@ -36,6 +36,9 @@ class UsageReportView(UploadPermissionMixin, ReportView):
     required_actions = (VIEW,)
     any_permission_required = [VIEW]
     page_title = "Usage"
+    page_subtitle = "Provider calls per day, document type and provider"
+    verbose_name = "row"
+    verbose_name_plural = "rows"
     header_icon = "table"
     results_template_name = "cf_ingest/wagtail/usage/results.html"
     index_url_name = f"{USAGE}:index"
