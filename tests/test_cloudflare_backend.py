@@ -255,7 +255,7 @@ def test_decode_body_is_tolerant() -> None:
 def test_settle_sends_acks_and_retries_in_one_call(
     cloudflare: CloudflareSite, use_cloudflare: UseCloudflare
 ) -> None:
-    backend = use_cloudflare()
+    backend = use_cloudflare(ACK_DELAY_MS=0)
     backend.enqueue_batch([{"uploadId": n} for n in range(4)])
     one, two, three, four = backend.receive(4, visibility_timeout=30)
     cloudflare.emulator.clear_records()
@@ -279,7 +279,7 @@ def test_settle_sends_acks_and_retries_in_one_call(
 def test_acks_held_back_by_a_failed_call_go_with_the_next_one(
     cloudflare: CloudflareSite, use_cloudflare: UseCloudflare
 ) -> None:
-    backend = use_cloudflare()
+    backend = use_cloudflare(ACK_DELAY_MS=0)
     backend.enqueue_batch([{"uploadId": n} for n in range(3)])
     one, two, three = backend.receive(3, visibility_timeout=30)
     cloudflare.emulator.faults = FaultPolicy(rate=1, rate_limited_share=0)
@@ -287,18 +287,42 @@ def test_acks_held_back_by_a_failed_call_go_with_the_next_one(
     with pytest.raises(CloudflareTransientError):
         backend.settle([one], [Retry(two, 5)])
     cloudflare.emulator.faults = FaultPolicy()
-    backend.settle([three], [])  # too early: the held-back ones wait
+    backend.settle([three], [])  # joins the held-back ones, which wait
+    assert len(cloudflare.emulator.recorded("queues-ack-messages")) == 1
     time.sleep(0.6)
     backend.settle([], [])
 
-    failed, early, late = cloudflare.emulator.recorded("queues-ack-messages")
+    failed, retried = cloudflare.emulator.recorded("queues-ack-messages")
     assert failed.refused
-    assert early.body == {"acks": [{"lease_id": three.lease_id}]}
-    assert late.body == {
-        "acks": [{"lease_id": one.lease_id}],
+    assert retried.body == {
+        "acks": [{"lease_id": one.lease_id}, {"lease_id": three.lease_id}],
         "retries": [{"lease_id": two.lease_id, "delay_seconds": 5}],
     }
-    assert late.response["result"]["ackCount"] == 1
+    assert retried.response["result"]["ackCount"] == 2
+    assert cloudflare.messages() == [{"uploadId": 1}]
+
+
+def test_settlements_within_the_ack_delay_share_one_call(
+    cloudflare: CloudflareSite, use_cloudflare: UseCloudflare
+) -> None:
+    backend = use_cloudflare(ACK_DELAY_MS=300)
+    backend.enqueue_batch([{"uploadId": n} for n in range(4)])
+    one, two, three, four = backend.receive(4, visibility_timeout=30)
+
+    backend.settle([one], [])
+    backend.settle([], [Retry(two, 3)])
+    assert cloudflare.emulator.recorded("queues-ack-messages") == []
+    time.sleep(0.35)
+    backend.settle([three], [])  # finds the first two due: one call for all
+    backend.settle([four], [])
+    backend.close()  # sends what is left
+
+    first, last = cloudflare.emulator.recorded("queues-ack-messages")
+    assert first.body == {
+        "acks": [{"lease_id": one.lease_id}, {"lease_id": three.lease_id}],
+        "retries": [{"lease_id": two.lease_id, "delay_seconds": 3}],
+    }
+    assert last.body == {"acks": [{"lease_id": four.lease_id}]}
     assert cloudflare.messages() == [{"uploadId": 1}]
 
 
@@ -324,7 +348,7 @@ def test_dead_letter_pushes_body_and_reason_then_acks(
     cloudflare: CloudflareSite, use_cloudflare: UseCloudflare
 ) -> None:
     cloudflare.emulator.add_queue("ai-ingest-dead", consumer=None)
-    backend = use_cloudflare(DEAD_LETTER_QUEUE="ai-ingest-dead")
+    backend = use_cloudflare(DEAD_LETTER_QUEUE="ai-ingest-dead", ACK_DELAY_MS=0)
     backend.enqueue_batch([{"upload": "wrong"}])
     (message,) = backend.receive(1, visibility_timeout=30)
 
@@ -346,7 +370,7 @@ def test_dead_letter_pushes_body_and_reason_then_acks(
 def test_dead_letter_without_a_queue_acks(
     cloudflare: CloudflareSite, use_cloudflare: UseCloudflare
 ) -> None:
-    backend = use_cloudflare()
+    backend = use_cloudflare(ACK_DELAY_MS=0)
     backend.enqueue_batch([{"uploadId": 1}])
     (message,) = backend.receive(1, visibility_timeout=30)
 
@@ -358,7 +382,7 @@ def test_dead_letter_without_a_queue_acks(
 def test_backlog_falls_back_to_the_metrics_operation(
     cloudflare: CloudflareSite, use_cloudflare: UseCloudflare
 ) -> None:
-    backend = use_cloudflare()
+    backend = use_cloudflare(ACK_DELAY_MS=0)
     backend.enqueue_batch([{"uploadId": n} for n in range(3)])
     messages = backend.receive(3, visibility_timeout=30)
     backend.settle(messages[:1], [])

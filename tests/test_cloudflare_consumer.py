@@ -134,7 +134,7 @@ def test_a_message_whose_lease_ran_out_mid_run_makes_no_second_extraction(
         PROVIDER_CHAIN=["fake"],
         PROCESSING_TIMEOUT=1,
     )
-    backend = use_cloudflare()
+    backend = use_cloudflare(ACK_DELAY_MS=0)
     (upload,) = shared_file_uploads(1)
     handler = InProcessHandler()
     release_first_call.clear()

@@ -28,6 +28,9 @@ Configuration (``CF_INGEST["QUEUE"]["OPTIONS"]``):
     message the consumer gives up on, before the message is acked.
 ``RELAY_INTERVAL``
     Seconds between outbox relays of a process after commits (default 1).
+``ACK_DELAY_MS``
+    How long acks and retries may wait to share one ack call with those
+    that follow (default 200; 0 sends each settlement at once).
 
 Where messages are published from
     Uploads write an outbox row in their own transaction (see ``outbox``).
@@ -53,9 +56,11 @@ Pull consumer
     ``metadata["CF-Content-Type"]``. A body that cannot be decoded is still
     returned (as its raw string), so the consumer dead-letters it with a
     reason instead of leaving it to be redelivered forever. Acks and retries
-    of a batch go out in one ack call; when that call fails with a 429 or a
-    5xx, they are kept and sent with the next one (after ``Retry-After``),
-    since a lost ack costs a redelivery and a second run. A retry, a release
+    settled within ``ACK_DELAY_MS`` go out in one ack call, sent by the
+    settlement that finds them due or by the next pull, and at shutdown;
+    when that call fails with a 429 or a 5xx, they are kept and sent with
+    the next one (after ``Retry-After``), since a lost ack costs a
+    redelivery and a second run. A retry, a release
     and a lease that runs out all count an attempt on Cloudflare's side; the
     consumer's ``max_retries`` should be at least ``MAX_ATTEMPTS``, or
     Cloudflare gives up on a message before this app does.
@@ -123,6 +128,7 @@ OPTION_NAMES = frozenset(
         "TIMEOUT",
         "DEAD_LETTER_QUEUE",
         "RELAY_INTERVAL",
+        "ACK_DELAY_MS",
     }
 )
 _LOOPBACK = {"localhost", "127.0.0.1", "::1"}
@@ -259,6 +265,7 @@ class CloudflareBackend(QueueBackend):
         )
         self.timeout = _number(opts, "TIMEOUT", 10.0, 0.1, 600)
         self.relay_interval = _number(opts, "RELAY_INTERVAL", 1.0, 0, 3600)
+        self.ack_delay = _number(opts, "ACK_DELAY_MS", 200, 0, 10_000) / 1000
         self._api = QueuesAPI(
             base_url=self.base_url,
             account_id=self.account_id,
@@ -268,10 +275,10 @@ class CloudflareBackend(QueueBackend):
         self._queue_ids: dict[str, str] = {}
         self._lock = threading.Lock()
         self._backlog: tuple[int, float] | None = None
-        # Acks and retries a transient failure held back, sent with the next call.
-        self._unsettled: list[Settlement] = []
-        self._unsettled_after = 0.0
-        self._unsettled_tries = 0
+        # Acks and retries waiting for the next ack call, and when it is due.
+        self._pending: list[Settlement] = []
+        self._pending_due = 0.0
+        self._failures = 0
 
     @property
     def api(self) -> QueuesAPI:
@@ -431,6 +438,8 @@ class CloudflareBackend(QueueBackend):
         )
 
     def settle(self, acks: Sequence[ReceivedMessage], retries: Sequence[Retry]) -> None:
+        """Ack and retry, gathering what is settled within ``ACK_DELAY_MS``
+        into one ack call."""
         entries: list[Settlement] = [("acks", {"lease_id": m.lease_id}) for m in acks]
         entries += [
             (
@@ -442,9 +451,24 @@ class CloudflareBackend(QueueBackend):
             )
             for r in retries
         ]
-        self._settle(self._carried(due_only=True) + entries)
+        with self._lock:
+            if entries and not self._pending:
+                self._pending_due = time.monotonic() + self.ack_delay
+            self._pending += entries
+        self._send(self._take(force=False))
 
-    def _settle(self, entries: list[Settlement]) -> None:
+    def _take(self, *, force: bool) -> list[Settlement]:
+        """The pending settlements, if they are due (or ``force``)."""
+        with self._lock:
+            if not self._pending:
+                return []
+            full = len(self._pending) >= MAX_ACK_ENTRIES and not self._failures
+            if not (force or full or time.monotonic() >= self._pending_due):
+                return []
+            taken, self._pending = self._pending, []
+            return taken
+
+    def _send(self, entries: list[Settlement]) -> None:
         for start in range(0, len(entries), MAX_ACK_ENTRIES):
             chunk = entries[start : start + MAX_ACK_ENTRIES]
             payload: dict[str, list[dict[str, Any]]] = {}
@@ -455,7 +479,7 @@ class CloudflareBackend(QueueBackend):
                     "ack", "POST", self._path("/messages/ack"), json=payload
                 )
             except CloudflareTransientError as exc:
-                self._carry(entries[start:], exc.retry_after)
+                self._hold_back(entries[start:], exc.retry_after)
                 raise
             result = data.get("result") if isinstance(data.get("result"), dict) else {}
             warnings = ack_warnings((result or {}).get("warnings"))
@@ -464,51 +488,40 @@ class CloudflareBackend(QueueBackend):
                     "ack warnings count=%s first=%s", len(warnings), warnings[0][:200]
                 )
             self._backlog = None
-        if entries:
             with self._lock:
-                self._unsettled_tries = 0
+                self._failures = 0
 
-    def _carry(self, entries: list[Settlement], retry_after: float | None) -> None:
-        """Keep settlements a transient failure held back, for the next call."""
+    def _hold_back(self, entries: list[Settlement], retry_after: float | None) -> None:
+        """Keep settlements a transient failure held back, for a later call."""
         with self._lock:
-            self._unsettled_tries += 1
-            if self._unsettled_tries > MAX_SETTLE_TRIES:
+            self._failures += 1
+            if self._failures > MAX_SETTLE_TRIES:
                 logger.warning(
                     "giving up on settling count=%s; the messages come back when "
                     "their leases run out",
                     len(entries),
                 )
-                self._unsettled, self._unsettled_tries = [], 0
+                self._failures = 0
                 return
-            self._unsettled = self._unsettled + entries
-            backoff = min(5.0, 0.25 * 2**self._unsettled_tries)
-            self._unsettled_after = time.monotonic() + max(retry_after or 0, backoff)
+            self._pending = entries + self._pending
+            backoff = min(5.0, 0.25 * 2**self._failures)
+            self._pending_due = time.monotonic() + max(retry_after or 0, backoff)
 
-    def _carried(self, *, due_only: bool) -> list[Settlement]:
-        with self._lock:
-            if not self._unsettled:
-                return []
-            if due_only and time.monotonic() < self._unsettled_after:
-                return []
-            carried, self._unsettled = self._unsettled, []
-            return carried
+    def flush(self, *, force: bool = False) -> None:
+        """Send the pending acks and retries that are due (all with ``force``).
 
-    def flush(self) -> None:
-        """Send the settlements a failed ack call held back, when they are due.
-
-        Cloudflare accepts an ack after the lease ran out, so a late ack
-        still spares the message a redelivery and the consumer a second run.
+        Settlements a failed call held back are sent again here: Cloudflare
+        accepts an ack after the lease ran out, so a late ack still spares
+        the message a redelivery and the consumer a second run.
         """
-        carried = self._carried(due_only=True)
-        if not carried:
-            return
         try:
-            self._settle(carried)
+            self._send(self._take(force=force))
         except CloudflareTransientError as exc:
-            logger.warning("held-back acks failed again error=%s", exc)
+            logger.warning("pending acks not sent yet error=%s", exc)
 
     def release(self, messages: Sequence[ReceivedMessage]) -> None:
         self.settle([], [Retry(m, 0) for m in messages])
+        self._send(self._take(force=True))
 
     def dead_letter(self, message: ReceivedMessage, reason: str) -> None:
         if self.dead_letter_queue:
@@ -651,14 +664,13 @@ class CloudflareBackend(QueueBackend):
         return messages
 
     def close(self) -> None:
-        carried = self._carried(due_only=False)
-        if carried:
-            try:
-                self._settle(carried)
-            except CloudflareTransientError:
-                logger.warning(
-                    "acks not sent count=%s; the messages come back when their "
-                    "leases run out",
-                    len(carried),
-                )
+        self.flush(force=True)
+        with self._lock:
+            unsent, self._pending = len(self._pending), []
+        if unsent:
+            logger.warning(
+                "acks not sent count=%s; the messages come back when their leases "
+                "run out",
+                unsent,
+            )
         self._api.close()
