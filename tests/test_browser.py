@@ -361,6 +361,7 @@ def test_editor_replays_a_dead_upload(page: Any) -> None:
 
     page.goto("/admin/ingest/dead-letters/")
     assert "503 from the provider" in page.locator("table.listing").inner_text()
+    screenshot(page, "dead-letters")
     page.locator(f"input[data-object-id='{dead.pk}']").check()
     page.locator("[data-bulk-action-footer] a", has_text="Replay").click()
     page.wait_for_url(re.compile(r"/dead-letters/replay/"))

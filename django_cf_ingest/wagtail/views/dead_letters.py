@@ -83,7 +83,7 @@ class DeadLetterIndexView(UploadPermissionMixin, IndexView):
     @cached_property
     def columns(self) -> list[Column]:
         title_class = self._get_title_column_class(TitleColumn)
-        return [
+        columns: list[Column] = [
             BulkActionsCheckboxColumn("bulk_actions", obj_type="upload"),
             title_class(
                 "original_name",
@@ -101,9 +101,11 @@ class DeadLetterIndexView(UploadPermissionMixin, IndexView):
             StatusBadgeColumn("status", label="Status", sort_key="status"),
             Column("attempts", label="Attempts", sort_key="attempts", width="90px"),
             TextColumn("last_error", label="Last error"),
-            TextColumn("discard_reason", label="Discard reason"),
             DateColumn("updated_at", label="Failed", sort_key="updated_at"),
         ]
+        if self.request.GET.get("discarded", "no") != "no":
+            columns.insert(-1, TextColumn("discard_reason", label="Discard reason"))
+        return columns
 
     def get_edit_url(self, instance: Upload) -> str:
         return upload_url("review", instance.pk)
