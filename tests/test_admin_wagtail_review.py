@@ -445,3 +445,16 @@ def test_cost_and_tokens_of_a_run_add_up() -> None:
     assert "330" in text
     assert "$0.003000" in text
     assert "400 ms" in text
+
+
+def test_pdf_is_embedded_when_pages_cannot_be_drawn(monkeypatch: Any) -> None:
+    from django_cf_ingest.wagtail.views import review
+
+    monkeypatch.setattr(review, "can_render_pdf", lambda: False)
+    upload = make_upload("sheet.pdf", content=make_pdf(2))
+    _, client = editor_client()
+
+    soup = soup_of(client.get(review_url(upload)))
+
+    assert soup.select_one("iframe.cf-ingest-pdf")["src"] == review_url(upload, "file")
+    assert not soup.select(".cf-ingest-page img")

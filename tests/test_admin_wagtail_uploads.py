@@ -304,3 +304,17 @@ def test_menu_shows_only_what_the_user_may_open() -> None:
     assert b"/admin/ingest/usage/" in viewer.content
     assert b"/admin/ingest/dead-letters/" not in viewer.content
     assert b"/admin/ingest/dead-letters/" in editor_home
+
+
+def test_the_three_permissions_can_be_granted_to_groups() -> None:
+    from .admin_factories import permission
+
+    client = client_for(make_user("root", superuser=True))
+
+    page = client.get("/admin/groups/new/").content.decode()
+
+    for codename in ("view_upload", "review_upload", "replay_upload"):
+        pk = permission(f"cf_ingest.{codename}").pk
+        assert f'name="permissions" value="{pk}"' in page
+    assert "Can review, correct, approve and reject extractions" in page
+    assert "Can re-run and replay uploads" in page
