@@ -225,11 +225,15 @@ def test_options_are_checked(ingest_settings: Any) -> None:
         OcrProvider("ocr", {"DPI": 300})
     with pytest.raises(ImproperlyConfigured, match="Options"):
         OcrProvider("ocr", {"THREADS": "many"})
+    with pytest.raises(ImproperlyConfigured, match="DETECTION_SIDE at least 320"):
+        OcrProvider("ocr", {"DETECTION_SIDE": 100})
 
-    ingest_settings(PROVIDERS={"ocr": {"RENDER_DPI": 100, "THREADS": 1}})
+    options = {"RENDER_DPI": 100, "THREADS": 1, "DETECTION_SIDE": 960}
+    ingest_settings(PROVIDERS={"ocr": options})
     configured = get_provider("ocr")
     assert isinstance(configured, OcrProvider)
     assert (configured.render_dpi, configured.threads) == (100.0, 1)
+    assert configured.detection_side == 960
     assert configured.supports_reask is False
 
 

@@ -336,29 +336,29 @@ class Extractor:
     def _column_rows(self, hit: Hit) -> Iterator[list[int]]:
         """Rows of boxes under a heading, within its column, until a gap."""
         box = self.boxes[hit.box]
-        x0, x1 = self._hit_span(hit)
+        x0, _ = self._hit_span(hit)
         height = box.height
-        right_limit = min(
-            (
-                self._hit_span(h)[0]
-                for h in self.hits
-                if h.anchored
-                and h.box != hit.box
-                and same_row(self.boxes[h.box], box)
-                and self._hit_span(h)[0] > x1
-            ),
-            default=float("inf"),
-        )
-        for h in self.hits_in[hit.box]:
-            if h.anchored and h.start >= hit.end:
-                right_limit = min(right_limit, self._hit_span(h)[0])
+        # Other headings on the heading's line start other columns; a box
+        # belongs to the column whose heading starts nearest to it.
+        others = [
+            self._hit_span(h)[0]
+            for h in self.hits
+            if h.anchored and h != hit and same_row(self.boxes[h.box], box)
+        ]
+
+        def in_column(other: TextBox) -> bool:
+            mine = abs(other.x0 - x0)
+            return other.x0 >= x0 - 1.5 * height and all(
+                mine <= abs(other.x0 - start) for start in others
+            )
+
         members = [
             i
             for i, other in enumerate(self.boxes)
             if i != hit.box
             and other.page == box.page
             and other.y0 >= box.y1 - 0.25 * min(height, other.height)
-            and x0 - 1.5 * height <= other.x0 < right_limit
+            and in_column(other)
         ]
         members.sort(key=lambda i: self.boxes[i].cy)
         grouped: list[list[int]] = []

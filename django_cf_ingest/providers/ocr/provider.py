@@ -6,6 +6,9 @@ Options, under ``CF_INGEST["PROVIDERS"]["ocr"]``:
     Resolution at which PDF pages without a text layer are rendered (144).
 ``THREADS``
     onnxruntime threads per recognition; 0 lets onnxruntime decide (0).
+``DETECTION_SIDE``
+    Longest side, in pixels, that text detection looks at (1280). Lower
+    saves memory and time, and loses small print.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from .pages import read_pages
 logger = logging.getLogger("django_cf_ingest.providers.ocr")
 
 SUPPORTED_TYPES = ("image/", "application/pdf")
-OPTIONS = {"RENDER_DPI": 144.0, "THREADS": 0}
+OPTIONS = {"RENDER_DPI": 144.0, "THREADS": 0, "DETECTION_SIDE": engine.DETECTION_SIDE}
 
 
 class OcrProvider(Provider):
@@ -47,12 +50,22 @@ class OcrProvider(Provider):
                 f"Known options: {', '.join(sorted(OPTIONS))}."
             )
         try:
-            self.render_dpi = float(self.options.get("RENDER_DPI", 144.0))
-            self.threads = int(self.options.get("THREADS", 0))
+            self.render_dpi = float(
+                self.options.get("RENDER_DPI", OPTIONS["RENDER_DPI"])
+            )
+            self.threads = int(self.options.get("THREADS", OPTIONS["THREADS"]))
+            self.detection_side = int(
+                self.options.get("DETECTION_SIDE", OPTIONS["DETECTION_SIDE"])
+            )
         except (TypeError, ValueError) as exc:
             raise ImproperlyConfigured(
                 f"Options of the {name!r} provider: {exc}"
             ) from exc
+        if self.render_dpi <= 0 or self.threads < 0 or self.detection_side < 320:
+            raise ImproperlyConfigured(
+                f"Options of the {name!r} provider: RENDER_DPI must be positive, "
+                "THREADS at least 0 and DETECTION_SIDE at least 320."
+            )
 
     @property
     def model(self) -> str:
@@ -82,7 +95,7 @@ class OcrProvider(Provider):
         return []
 
     def _recognise(self, image: Any) -> list[TextBox]:
-        return engine.recognise(image, self.threads)
+        return engine.recognise(image, self.threads, self.detection_side)
 
     def extract(self, request: ExtractionRequest) -> ProviderResult:
         content_type = (request.content_type or "").split(";")[0].strip().lower()
