@@ -327,48 +327,52 @@ def test_base_url_checks(ingest_settings: Any) -> None:
 # Queue actions through the worker -------------------------------------------------
 
 
+#: An answer, and where its message ends: acked (None) or retried after a
+#: delay within (low, high) seconds.
+QUEUE_ACTIONS: list[tuple[Reply, tuple[float, float] | None]] = [
+    (Reply(200, {"status": "done"}), None),
+    (Reply(404, _err("unknown_upload")), None),
+    (Reply(422, _err("permanent")), None),
+    (Reply(409, _err("busy"), {"Retry-After": "75"}), (75, 76)),
+    (Reply(429, _err("rate_limited"), {"Retry-After": "30"}), (30, 31)),
+    (Reply(503, _err("transient"), {"Retry-After": "45"}), (45, 46)),
+    (Reply(401, _err("missing_secret")), (60, 61)),
+    (Reply(403, _err("bad_secret")), (60, 61)),
+    (Reply(404, "<h1>Not found</h1>"), (60, 61)),
+    (Reply(500, _err("internal_error")), (1, 2.1)),
+]
+
+
 @uses_db
-@pytest.mark.parametrize(
-    ("reply", "acked", "min_delay", "max_delay"),
-    [
-        (Reply(200, {"status": "done"}), True, None, None),
-        (Reply(404, _err("unknown_upload")), True, None, None),
-        (Reply(422, _err("permanent")), True, None, None),
-        (Reply(409, _err("busy"), {"Retry-After": "75"}), False, 75, 76),
-        (Reply(429, _err("rate_limited"), {"Retry-After": "30"}), False, 30, 31),
-        (Reply(503, _err("transient"), {"Retry-After": "45"}), False, 45, 46),
-        (Reply(401, _err("missing_secret")), False, 60, 61),
-        (Reply(403, _err("bad_secret")), False, 60, 61),
-        (Reply(404, "<h1>Not found</h1>"), False, 60, 61),
-        (Reply(500, _err("internal_error")), False, 1, 2.1),
-    ],
-)
 def test_answer_leads_to_queue_action(
-    scripted_site: ScriptedSite,
-    ingest_settings: Any,
-    reply: Reply,
-    acked: bool,
-    min_delay: float | None,
-    max_delay: float | None,
+    scripted_site: ScriptedSite, ingest_settings: Any
 ) -> None:
-    scripted_site.reply = reply
-    handler = site_handler(
-        ingest_settings, scripted_site.url, RETRY_BASE_DELAY=2.0, RETRY_MAX_DELAY=3600
-    )
-    get_backend().enqueue_batch([{"uploadId": 77}])
+    for number, (reply, retried_within) in enumerate(QUEUE_ACTIONS, start=1):
+        handler = site_handler(
+            ingest_settings,
+            scripted_site.url,
+            RETRY_BASE_DELAY=2.0,
+            RETRY_MAX_DELAY=3600,
+        )
+        scripted_site.reply = reply
+        body = {"uploadId": number}
+        get_backend().enqueue_batch([body])
 
-    worker = run_worker(handler, max_messages=1, relay=False)
+        worker = run_worker(handler, max_messages=1, relay=False)
 
-    assert len(scripted_site.requests) == 1
-    message = QueueMessage.objects.filter(body={"uploadId": 77}).first()
-    if acked:
-        assert message is None
-        assert worker.stats.acked == 1
-        return
-    assert message is not None
-    assert worker.stats.retried == 1
-    assert (message.lease_id, message.dead_at, message.attempts) == ("", None, 1)
-    assert min_delay - 1 <= queued_delay(message) <= max_delay
+        case = f"HTTP {reply.status} {reply.body!r}"
+        assert scripted_site.requests[-1].path.endswith(f"/{number}"), case
+        message = QueueMessage.objects.filter(body=body).first()
+        if retried_within is None:
+            assert message is None, case
+            assert worker.stats.acked == 1, case
+            continue
+        low, high = retried_within
+        assert message is not None, case
+        assert worker.stats.retried == 1, case
+        assert (message.lease_id, message.dead_at, message.attempts) == ("", None, 1)
+        assert low - 1 <= queued_delay(message) <= high, case
+    assert len(scripted_site.requests) == len(QUEUE_ACTIONS)
 
 
 @uses_db
@@ -493,47 +497,58 @@ def _site_has_no_secret(ingest_settings: Any) -> int:
     return new_upload().pk
 
 
+#: How a run goes wrong, what the consumer makes of the answer, and where the
+#: message ends: acked (None) or retried after at least so many seconds.
+ENDPOINT_CASES: list[tuple[Scenario, str, float | None, str | None]] = [
+    (_unknown, "not_found", None, None),
+    (_permanent, "failed", None, UploadStatus.FAILED),
+    (_transient, "transient", 1, UploadStatus.FAILED),
+    (_rate_limited, "rate_limited", 7, UploadStatus.FAILED),
+    (_busy, "busy", 60, UploadStatus.PROCESSING),
+    (_site_has_another_secret, "unauthorized", 60, UploadStatus.QUEUED),
+    (_site_has_no_secret, "not_configured", 300, UploadStatus.QUEUED),
+]
+
+
 @uses_db
-@pytest.mark.parametrize(
-    ("scenario", "outcome", "acked", "min_delay", "upload_status"),
-    [
-        (_unknown, "not_found", True, None, None),
-        (_permanent, "failed", True, None, UploadStatus.FAILED),
-        (_transient, "transient", False, 1, UploadStatus.FAILED),
-        (_rate_limited, "rate_limited", False, 7, UploadStatus.FAILED),
-        (_busy, "busy", False, 60, UploadStatus.PROCESSING),
-        (_site_has_another_secret, "unauthorized", False, 60, UploadStatus.QUEUED),
-        (_site_has_no_secret, "not_configured", False, 300, UploadStatus.QUEUED),
-    ],
-)
 def test_endpoint_answer_leads_to_queue_action(
-    fake_chain: None,
-    ingest_settings: Any,
-    ingest_logs: Any,
-    scenario: Scenario,
-    outcome: str,
-    acked: bool,
-    min_delay: float | None,
-    upload_status: str | None,
+    live_server: Any, ingest_settings: Any, ingest_logs: Any
 ) -> None:
-    ingest_settings(RETRY_MAX_DELAY=3600)
-    handler = Stage1Handler(concurrency=1)  # holds the secret it starts with
-    upload_id = scenario(ingest_settings)
-    if not QueueMessage.objects.filter(body={"uploadId": upload_id}).exists():
-        get_backend().enqueue_batch([{"uploadId": upload_id}])  # unknown upload
+    for scenario, outcome, retried_after, upload_status in ENDPOINT_CASES:
+        ingest_settings(
+            PROVIDERS={"fake": FAKE},
+            PROVIDER_CHAIN=["fake"],
+            INTERNAL_INGEST_BASE_URL=live_server.url,
+            INTERNAL_SECRETS=[SECRET],
+            RETRY_MAX_DELAY=3600,
+        )
+        handler = Stage1Handler(concurrency=1)  # keeps the secret it starts with
+        upload_id = scenario(ingest_settings)
+        body = {"uploadId": upload_id}
+        if not QueueMessage.objects.filter(body=body).exists():
+            get_backend().enqueue_batch([body])  # an unknown upload
+        ingest_logs.clear()
 
-    worker = run_worker(handler, max_messages=1, relay=False)
+        worker = run_worker(handler, max_messages=1, relay=False)
 
-    message = QueueMessage.objects.filter(body={"uploadId": upload_id}).first()
-    assert worker.stats.outcomes == {outcome: 1}
-    assert (message is None) == acked
-    if message is not None:
-        assert message.lease_id == ""
-        assert queued_delay(message) >= min_delay - 1
-    if upload_status:
-        assert Upload.objects.get(pk=upload_id).status == upload_status
-    if outcome in ("unauthorized", "not_configured"):
-        assert any(r.levelno == logging.ERROR for r in ingest_logs.records)
+        case = scenario.__name__
+        message = QueueMessage.objects.filter(body=body).first()
+        assert worker.stats.outcomes == {outcome: 1}, case
+        if retried_after is None:
+            assert message is None, case
+        else:
+            assert message is not None, case
+            assert message.lease_id == "", case
+            assert queued_delay(message) >= retried_after - 1, case
+        if upload_status:
+            assert Upload.objects.get(pk=upload_id).status == upload_status, case
+        errors = [
+            record
+            for record in ingest_logs.records
+            if record.levelno >= logging.ERROR
+            and record.name.startswith("django_cf_ingest")
+        ]
+        assert bool(errors) == (outcome in ("unauthorized", "not_configured")), case
 
 
 @uses_db
