@@ -151,6 +151,10 @@ def relay(
         if count <= 0:
             break
         sent += count
+        if count < size:
+            # All that was due has gone; rows committed since wait for the next
+            # pass rather than keep this one sending a message at a time.
+            break
     return sent
 
 
