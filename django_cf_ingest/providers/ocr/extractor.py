@@ -20,6 +20,7 @@ from .layout import TextBox, overlap, rows, same_row
 from .values import (
     Reading,
     normalise,
+    read_item,
     read_items,
     read_record,
     read_scalar,
@@ -436,20 +437,15 @@ class Extractor:
         next_start = self._next_hit_start(hit)
         region = box.text[hit.end : next_start]
         value_text = strip_separators(region)
-        strict = spec.kind in ("number", "integer", "boolean") or not spec.is_free_text
         last_in_box = next_start is None
 
         if value_text:
             offset = hit.end + (len(region) - len(region.lstrip(" :-=|>")))
             x_start = box.span_x(offset, offset + 1)[0]
             reading, more = self._read_text_from(spec, value_text, hit.box, x_start)
-            if hit.colon:
-                source = "inline"
-            elif strict:
-                source = "inline-bare"
-            else:
+            source = "inline" if hit.colon else "inline-bare"
+            if not hit.colon and spec.is_free_text:
                 # Prose that merely starts with a label word is no value.
-                source = "inline-bare"
                 reading = _discount(reading, 0.75)
             claims = {(hit.box, offset), *((i, -1) for i in more)}
             yield self._candidate(hit, hit.field, reading, source, claims, more)
@@ -496,7 +492,7 @@ class Extractor:
                 values.append(reading.value)
             else:
                 pieces = split_items(text, spec.items)
-                readings = [read_scalar(p, spec.items) for p in pieces]
+                readings = [read_item(p, spec.items) for p in pieces]
                 if not pieces or any(r is None for r in readings):
                     break
                 values += [r.value for r in readings if r is not None]

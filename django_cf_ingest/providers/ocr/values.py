@@ -216,17 +216,25 @@ def split_items(text: str, item: FieldSpec) -> list[str]:
     return pieces
 
 
+def read_item(piece: str, item: FieldSpec) -> Reading | None:
+    """One list item: the whole piece must be the value, not merely mention it."""
+    reading = read_scalar(piece, item)
+    if reading is None:
+        return None
+    if item.kind == "string" and words(str(reading.value)) != words(piece):
+        return None
+    return reading
+
+
 def read_items(pieces: list[str], spec: FieldSpec) -> Reading | None:
     """A list field from its item texts: every item must be valid."""
     assert spec.items is not None
     values = []
     qualities = []
     for piece in pieces:
-        reading = read_scalar(piece, spec.items)
+        reading = read_item(piece, spec.items)
         if reading is None:
             return None
-        if spec.items.kind == "string" and words(str(reading.value)) != words(piece):
-            return None  # an item is the value itself, not a line mentioning it
         values.append(reading.value)
         qualities.append(reading.quality)
     if not values:
