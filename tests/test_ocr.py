@@ -238,6 +238,35 @@ def test_options_are_checked(ingest_settings: Any) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.django_db
+def test_pipeline_runs_the_ocr_provider_on_an_upload(ingest_settings: Any) -> None:
+    from django_cf_ingest.models import Extraction, ProviderCall, UploadStatus
+    from django_cf_ingest.pipeline import process_upload
+    from django_cf_ingest.services import create_upload
+
+    ingest_settings(PROVIDER_CHAIN=["ocr"])
+    entry = next(e for e in MANIFEST if e["file"] == "strengths-profile-b.pdf")
+    with (samples.SAMPLES_DIR / entry["file"]).open("rb") as handle:
+        upload = create_upload(handle, entry["type"], name=entry["file"])
+
+    process_upload(upload.pk)
+
+    upload.refresh_from_db()
+    extraction = Extraction.objects.get(upload=upload)
+    call = ProviderCall.objects.get(upload=upload)
+    assert upload.status == UploadStatus.NEEDS_REVIEW
+    assert extraction.is_valid
+    assert extraction.data == entry["expected"]
+    assert extraction.confidence >= 0.85
+    assert (call.provider, call.model, call.status) == (
+        "ocr",
+        engine.model_name(),
+        "ok",
+    )
+    assert (call.tokens_in, call.tokens_out) == (0, 0)
+
+
+@pytest.mark.slow
 def test_threads_share_one_engine() -> None:
     content = (samples.SAMPLES_DIR / "hexaco-a.png").read_bytes()
     results: list[dict[str, Any] | None] = []
