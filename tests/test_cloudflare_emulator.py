@@ -466,5 +466,7 @@ def test_the_emulator_command_serves_the_api() -> None:
         }
         assert kinds == {"demo": "http_pull", "edge": "worker"}
     finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=10)
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=10)
+    assert process.returncode == 0
+    assert output.rstrip().endswith("stopped")

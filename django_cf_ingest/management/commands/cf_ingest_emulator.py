@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import contextlib
+import signal
+from types import FrameType
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
@@ -102,7 +105,12 @@ class Command(BaseCommand):
             "  CF_API_TOKEN=<the value of --token>"
         )
         self.stdout.flush()
-        try:
+        # Stop cleanly on SIGTERM too, as under a process manager.
+        signal.signal(signal.SIGTERM, _interrupt)
+        with contextlib.suppress(KeyboardInterrupt):
             server.serve_forever()
-        except KeyboardInterrupt:
-            self.stdout.write("stopped")
+        self.stdout.write("stopped")
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
