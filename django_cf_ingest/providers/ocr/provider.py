@@ -76,8 +76,8 @@ class OcrProvider(Provider):
         if missing:
             return [
                 Error(
-                    f"The {self.name!r} provider needs {', '.join(missing)}, "
-                    "which is not installed.",
+                    f"The {self.name!r} provider cannot run: "
+                    f"{', '.join(missing)} not installed.",
                     hint='pip install "django-cf-ingest[ocr]"',
                     id="cf_ingest.E020",
                 )
