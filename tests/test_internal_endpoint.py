@@ -244,6 +244,31 @@ def test_timestamp_outside_the_window_is_refused(
     assert untouched(upload)
 
 
+def test_signed_get_covers_its_query_string(live_server: Any, signing: None) -> None:
+    upload = new_upload()
+    base = f"{live_server.url}/internal/ingest/meta/{upload.pk}"
+
+    def signed_get(nonce: str) -> dict[str, str]:
+        timestamp = str(int(time.time()))
+        path = f"/internal/ingest/meta/{upload.pk}?nonce={nonce}"
+        return {
+            "X-Internal-Secret": SECRET,
+            "X-Timestamp": timestamp,
+            "X-Signature": sign(SECRET, timestamp, "GET", path, b""),
+        }
+
+    # Two GETs of the same resource in the same second differ by their nonce.
+    first = httpx.get(f"{base}?nonce=one", headers=signed_get("one"))
+    second = httpx.get(f"{base}?nonce=two", headers=signed_get("two"))
+    tampered = httpx.get(f"{base}?nonce=three", headers=signed_get("four"))
+
+    assert first.status_code == 200, first.text
+    assert second.status_code == 409  # signed correctly; the first holds the upload
+    assert error_code(second) == "busy"
+    assert tampered.status_code == 403
+    assert error_code(tampered) == "bad_signature"
+
+
 def test_replayed_signed_request_is_refused(live_server: Any, signing: None) -> None:
     upload = new_upload()
     url = ingest_url(live_server, upload.pk)

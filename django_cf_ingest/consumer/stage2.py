@@ -224,7 +224,10 @@ class Stage2Handler(Handler):
     def _headers(self, method: str, url: str, body: bytes) -> dict[str, str]:
         headers = {"Content-Type": "application/json"} if body else {}
         if self.sign:
-            path = httpx.URL(url).path
+            parsed = httpx.URL(url)
+            path = parsed.path
+            if parsed.query:
+                path += "?" + parsed.query.decode()
             headers.update(signed_headers(self.secret, method, path, body))
         else:
             headers[SECRET_HEADER] = self.secret
@@ -234,6 +237,9 @@ class Stage2Handler(Handler):
         """The upload's metadata, with this delivery's claim; or what to do
         with the message when there is nothing to run."""
         url = f"{self.base_url}{self.prefix}meta/{upload_id}"
+        if self.sign:
+            # A fresh nonce makes every signed GET, and so its signature, unique.
+            url += f"?nonce={secrets.token_hex(16)}"
         try:
             response = self.client.get(url, headers=self._headers("GET", url, b""))
         except httpx.HTTPError as exc:

@@ -11,7 +11,7 @@ When ``REQUIRE_SIGNATURE`` is on, callers also sign every request:
 - ``X-Timestamp`` is the Unix time in whole seconds;
 - ``X-Signature`` is the hex HMAC-SHA256, keyed with the secret, of
   ``"<timestamp>.<METHOD>.<path>.<body>"``, where the path is the request's
-  full path without the query string.
+  path followed by ``?`` and the query string when there is one.
 
 A signed request is refused when its timestamp is more than
 ``SIGNATURE_MAX_AGE`` seconds away from the server's clock, and when its
@@ -21,8 +21,9 @@ process it reaches, that cache must be shared by all of them (Redis, Memcached
 or the database cache); Django's default local-memory cache only catches a
 replay that reaches the same process, and the dummy cache catches none. Two
 requests that are identical within one second have the same signature, so a
-caller that may send the same request twice puts something unique in the body:
-the consumer sends a random ``nonce``.
+caller that may send the same request twice puts something unique in it: the
+consumers send a random ``nonce``, in the JSON body of a POST and in the query
+string of a GET.
 """
 
 from __future__ import annotations
@@ -59,6 +60,12 @@ class AuthFailure:
 def sign(secret: str, timestamp: str, method: str, path: str, body: bytes) -> str:
     message = f"{timestamp}.{method.upper()}.{path}.".encode() + body
     return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def signed_path(request: HttpRequest) -> str:
+    """The path a signature covers: the path, and the query string if any."""
+    query = request.META.get("QUERY_STRING", "")
+    return f"{request.path}?{query}" if query else request.path
 
 
 def signed_headers(
@@ -123,7 +130,7 @@ def _check_signature(
         return AuthFailure(
             401, "stale_signature", "The request's timestamp is outside the window."
         )
-    expected = sign(secret, timestamp, request.method or "", request.path, body)
+    expected = sign(secret, timestamp, request.method or "", signed_path(request), body)
     if not constant_time_compare(signature, expected):
         return AuthFailure(403, "bad_signature", "The request signature is wrong.")
     return _remember(expected, max_age)

@@ -81,10 +81,11 @@ export async function call(config, method, endpoint, payload) {
   // The base URL may carry a path of its own (a site mounted under a prefix).
   const base = new URL(`${config.baseUrl}/`);
   const url = new URL(`${base.pathname.replace(/\/$/, "")}${config.path}${endpoint}`, base);
-  // The site accepts a signature once: a unique nonce keeps two identical
-  // calls within the same second apart.
-  const data =
-    config.sign && payload !== undefined ? { ...payload, nonce: crypto.randomUUID() } : payload;
+  // The site accepts a signature once: a unique nonce (in the body of a POST,
+  // in the query string of a GET) keeps two identical calls apart.
+  const nonce = crypto.randomUUID();
+  if (config.sign && payload === undefined) url.searchParams.set("nonce", nonce);
+  const data = config.sign && payload !== undefined ? { ...payload, nonce } : payload;
   const body = data === undefined ? new Uint8Array() : encoder.encode(JSON.stringify(data));
 
   /** @type {Record<string, string>} */
@@ -93,7 +94,13 @@ export async function call(config, method, endpoint, payload) {
   if (config.sign) {
     const timestamp = String(Math.floor(Date.now() / 1000));
     headers["X-Timestamp"] = timestamp;
-    headers["X-Signature"] = await sign(config.secret, timestamp, method, url.pathname, body);
+    headers["X-Signature"] = await sign(
+      config.secret,
+      timestamp,
+      method,
+      `${url.pathname}${url.search}`,
+      body,
+    );
   }
 
   const response = await fetch(url.toString(), {
