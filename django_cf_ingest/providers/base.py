@@ -49,7 +49,9 @@ class ProviderResult:
     raw_response: Any = None
     #: The answer's text, where the provider answers with text.
     raw_text: str = ""
-    #: The provider's own confidence in [0, 1], where it has one.
+    #: The provider's own confidence in [0, 1], where it has one. It replaces
+    #: the schema coverage the chain would compute, so it must account for
+    #: fields the provider did not find.
     confidence: float | None = None
 
 

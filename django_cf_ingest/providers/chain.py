@@ -84,9 +84,13 @@ def price(provider: str, model: str, usage: Usage) -> Decimal:
 
 
 def score(result: ProviderResult, validated: Validated) -> float:
-    confidence = validated.coverage
+    """The answer's confidence: the provider's own where it gives one (it then
+    already weighs how much of the schema it found), else the share of the
+    schema's fields present and valid. Invalid answers count half."""
     if result.confidence is not None:
-        confidence *= max(0.0, min(1.0, result.confidence))
+        confidence = max(0.0, min(1.0, result.confidence))
+    else:
+        confidence = validated.coverage
     if not validated.is_valid:
         confidence *= 0.5
     return round(confidence, 4)
