@@ -249,10 +249,10 @@ CF_INGEST: dict[str, Any] = {
     "PROVIDER_CHAIN": _chain(),
     "CONFIDENCE_THRESHOLD": float(env("AI_CONFIDENCE_MIN", "0.7")),
     "REQUEUE_ON_LOW_CONFIDENCE": env_bool("AI_REQUEUE_ON_LOW_CONFIDENCE"),
-    "INTERNAL_SECRETS": [
-        s for s in env("INTERNAL_API_SECRET").split(",") if s.strip()
-    ],
-    "INTERNAL_INGEST_BASE_URL": env("INTERNAL_INGEST_BASE_URL", "http://127.0.0.1:8000"),
+    "INTERNAL_SECRETS": [s for s in env("INTERNAL_API_SECRET").split(",") if s.strip()],
+    "INTERNAL_INGEST_BASE_URL": env(
+        "INTERNAL_INGEST_BASE_URL", "http://127.0.0.1:8000"
+    ),
     "USE_EDGE_INGEST": env_bool("USE_EDGE_INGEST"),
     "WORKERS_AI_MODEL": env(
         "WORKERS_AI_MODEL", "@cf/meta/llama-3.2-11b-vision-instruct"

@@ -11,7 +11,12 @@ from ...consumer.handlers import Handler, InProcessHandler
 from ...consumer.worker import Worker
 from ...queues import get_backend
 
-VERBOSITY_LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG, 3: logging.DEBUG}
+VERBOSITY_LEVELS = {
+    0: logging.WARNING,
+    1: logging.INFO,
+    2: logging.DEBUG,
+    3: logging.DEBUG,
+}
 
 
 class Command(BaseCommand):
