@@ -160,3 +160,15 @@ def test_the_database_queue() -> None:
 
     assert "Queue backend: DatabaseBackend" in output
     assert "Backlog: 0 message(s)" in output
+
+
+def test_the_dead_letter_queue_must_exist(
+    cloudflare: CloudflareSite, use_cloudflare: UseCloudflare
+) -> None:
+    cloudflare.emulator.add_queue("ai-ingest-dead", consumer=None)
+    use_cloudflare(DEAD_LETTER_QUEUE="ai-ingest-dead")
+    assert "Dead-letter queue: ai-ingest-dead id " in check()
+
+    use_cloudflare(DEAD_LETTER_QUEUE="ai-ingest-gone")
+    with pytest.raises(CommandError, match="CF_DEAD_LETTER_QUEUE"):
+        check()

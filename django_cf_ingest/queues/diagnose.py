@@ -127,6 +127,19 @@ def _diagnose_cloudflare(backend: CloudflareBackend, report: Diagnosis) -> None:
         report.warnings.append(f"The backlog could not be read ({exc}).")
         metrics = None
     report.lines.append(f"Backlog: {_backlog_line(metrics)}")
+    if backend.dead_letter_queue:
+        try:
+            dead_letter_id = backend.queue_id(backend.dead_letter_queue)
+        except QueueError as exc:
+            report.errors.append(
+                f"The dead-letter queue cannot be used ({exc}). Set "
+                "CF_DEAD_LETTER_QUEUE to an existing queue's id or name, or "
+                "leave it empty."
+            )
+        else:
+            report.lines.append(
+                f"Dead-letter queue: {backend.dead_letter_queue} id {dead_letter_id}"
+            )
     mode = "pulls with cf_ingest_consume" if backend.can_receive else "publishes only"
     report.lines.append(f"This site: {mode} (CONSUMER={backend.consumer!r})")
     report.warnings += _consumer_warnings(backend, consumers)
