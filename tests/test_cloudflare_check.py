@@ -133,7 +133,9 @@ def test_fewer_cloudflare_retries_than_attempts(
 
     output = check()
 
-    assert "max_retries=3 deliveries, before this site's MAX_ATTEMPTS=5" in output
+    assert "after 4 deliveries (max_retries=3), before this site's MAX_ATTEMPTS=5" in (
+        output
+    )
 
 
 def test_missing_settings_and_an_unreachable_api(
@@ -172,3 +174,15 @@ def test_the_dead_letter_queue_must_exist(
     use_cloudflare(DEAD_LETTER_QUEUE="ai-ingest-gone")
     with pytest.raises(CommandError, match="CF_DEAD_LETTER_QUEUE"):
         check()
+
+
+def test_retries_that_cover_every_attempt_are_fine(
+    cloudflare: CloudflareSite, use_cloudflare: UseCloudflare
+) -> None:
+    # max_retries=4 means five deliveries: exactly MAX_ATTEMPTS.
+    cloudflare.emulator.add_queue(QUEUE, max_retries=4)
+    use_cloudflare()
+
+    output = check()
+
+    assert "deliveries (max_retries=" not in output

@@ -62,8 +62,9 @@ Pull consumer
     the next one (after ``Retry-After``), since a lost ack costs a
     redelivery and a second run. A retry, a release
     and a lease that runs out all count an attempt on Cloudflare's side; the
-    consumer's ``max_retries`` should be at least ``MAX_ATTEMPTS``, or
-    Cloudflare gives up on a message before this app does.
+    consumer's ``max_retries`` should be at least ``MAX_ATTEMPTS - 1`` (it
+    delivers a message ``max_retries + 1`` times), or Cloudflare gives up on a
+    message before this app does.
 """
 
 from __future__ import annotations

@@ -210,12 +210,13 @@ def _consumer_warnings(
     max_attempts = get_settings().MAX_ATTEMPTS
     for consumer in consumers:
         retries = (consumer.get("settings") or {}).get("max_retries")
-        if isinstance(retries, int | float) and retries < max_attempts:
+        # Cloudflare delivers a message max_retries + 1 times.
+        if isinstance(retries, int | float) and retries + 1 < max_attempts:
             warnings.append(
-                f"The {consumer.get('type')} consumer gives up after max_retries="
-                f"{retries:g} deliveries, before this site's MAX_ATTEMPTS="
-                f"{max_attempts}, so an upload can be left unfinished. Raise "
-                "max_retries (wrangler.toml [[queues.consumers]]) to at least "
-                f"{max_attempts}."
+                f"The {consumer.get('type')} consumer gives up after "
+                f"{retries + 1:g} deliveries (max_retries={retries:g}), before this "
+                f"site's MAX_ATTEMPTS={max_attempts}, so an upload can be left "
+                "unfinished. Raise max_retries (wrangler.toml "
+                f"[[queues.consumers]]) to at least {max_attempts - 1}."
             )
     return warnings
