@@ -33,10 +33,9 @@ from ..exceptions import (
     ProviderError,
     RateLimited,
 )
-from ..validation import parse_json_text
 from .base import ExtractionRequest, ProviderResult, Usage
 from .documents import PDF, b64, image_for
-from .http import HttpProvider, error_for_response, with_usage
+from .http import HttpProvider, error_for_response, result_from_text, with_usage
 from .prompts import extraction_prompt, is_reask, previous_output, reask_prompt
 from .schemas import UnsupportedSchema, gemini_schema, inline_refs
 
@@ -194,20 +193,12 @@ class GoogleProvider(HttpProvider):
                 usage.tokens_out,
             )
         text = candidate_text(candidate)
-        try:
-            data = parse_json_text(text)
-        except ValueError:
-            raise with_usage(
-                InvalidOutputError(self._unreadable(text, finish), raw_text=text),
-                usage.tokens_in,
-                usage.tokens_out,
-            ) from None
-        return ProviderResult(
-            data=data if isinstance(data, dict) else None,
+        return result_from_text(
+            text,
             model=self.model,
             usage=usage,
             raw_response=answer,
-            raw_text=text,
+            unreadable=self._unreadable(text, finish),
         )
 
     def _unreadable(self, text: str, finish: str) -> str:

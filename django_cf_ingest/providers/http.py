@@ -54,7 +54,8 @@ from ..exceptions import (
     RateLimited,
     TransientProviderError,
 )
-from .base import Provider
+from ..validation import parse_json_text
+from .base import Provider, ProviderResult, Usage
 
 logger = logging.getLogger("django_cf_ingest.providers.http")
 
@@ -274,6 +275,31 @@ def with_usage(error: ProviderError, tokens_in: int, tokens_out: int) -> Provide
     error.tokens_in = tokens_in
     error.tokens_out = tokens_out
     return error
+
+
+def result_from_text(
+    text: str, *, model: str, usage: Usage, raw_response: Any, unreadable: str
+) -> ProviderResult:
+    """The result of an answer whose text should hold a JSON object.
+
+    Raises ``InvalidOutputError`` saying ``unreadable`` when it holds none,
+    carrying the tokens the call still consumed.
+    """
+    try:
+        data = parse_json_text(text)
+    except ValueError:
+        raise with_usage(
+            InvalidOutputError(unreadable, raw_text=text),
+            usage.tokens_in,
+            usage.tokens_out,
+        ) from None
+    return ProviderResult(
+        data=data if isinstance(data, dict) else None,
+        model=model,
+        usage=usage,
+        raw_response=raw_response,
+        raw_text=text,
+    )
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:

@@ -37,10 +37,9 @@ from django.core.exceptions import ImproperlyConfigured
 
 from ..conf import SETTING_NAME
 from ..exceptions import InvalidOutputError, PermanentProviderError
-from ..validation import parse_json_text
 from .base import ExtractionRequest, ProviderResult, Usage
 from .documents import PDF, data_url, image_for, pdf_pages_as_png
-from .http import HttpProvider, with_usage
+from .http import HttpProvider, result_from_text, with_usage
 from .prompts import extraction_prompt, is_reask, previous_output, reask_prompt
 from .schemas import UnsupportedSchema, inline_refs
 
@@ -214,20 +213,12 @@ class OpenAIProvider(HttpProvider):
                 usage.tokens_out,
             )
         text = message_text(message)
-        try:
-            data = parse_json_text(text)
-        except ValueError:
-            raise with_usage(
-                InvalidOutputError(self._unreadable(text, finish), raw_text=text),
-                usage.tokens_in,
-                usage.tokens_out,
-            ) from None
-        return ProviderResult(
-            data=data if isinstance(data, dict) else None,
+        return result_from_text(
+            text,
             model=self.model,
             usage=usage,
             raw_response=answer,
-            raw_text=text,
+            unreadable=self._unreadable(text, finish),
         )
 
     def _unreadable(self, text: str, finish: str) -> str:
