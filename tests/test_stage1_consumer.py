@@ -668,14 +668,14 @@ def test_nothing_secret_is_logged(
     files += [u.file.open("rb").read() for u in google_uploads]
     # Refused credentials, and a replayed signed request.
     refused = Stage1Handler()
-    refused.secret = wrong_secret
+    refused.site.secret = wrong_secret
     refused.handle(uploads[1].pk)
     replaying = Stage1Handler()
     url = replaying.url(uploads[2].pk)
     body = b'{"nonce": "same"}'
     headers = replaying.request_headers(url, body)
     for _ in range(2):
-        replaying.client.post(url, content=body, headers=headers)
+        replaying.site.http.post(url, content=body, headers=headers)
 
     out, err = capfd.readouterr()
     captured = "\n".join([ingest_logs.text, out, err])

@@ -36,13 +36,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from django.core.exceptions import ImproperlyConfigured
 
-from .. import __version__
-from ..conf import SETTING_NAME, get_settings
-from ..internal.auth import SECRET_HEADER, configured_secrets, signed_headers
 from ..models import Stage
 from .handlers import Decision, Handler
+from .site import SiteClient
 
 logger = logging.getLogger("django_cf_ingest.consumer")
 
@@ -175,42 +172,15 @@ class Stage1Handler(Handler):
     stage = Stage.STAGE1
 
     def __init__(self, concurrency: int = 4) -> None:
-        config = get_settings()
-        accepted = configured_secrets()
-        if not accepted:
-            raise ImproperlyConfigured(
-                f'Stage 1 needs {SETTING_NAME}["INTERNAL_SECRETS"]: the consumer '
-                "sends the first one to the internal endpoint."
-            )
-        problem = base_url_problem(config.INTERNAL_INGEST_BASE_URL)
-        if problem:
-            raise ImproperlyConfigured(
-                f"{problem} Stage 1 posts uploads to it: set "
-                f'{SETTING_NAME}["INTERNAL_INGEST_BASE_URL"] to the site\'s origin.'
-            )
-        self.secret = accepted[0]
-        self.sign = config.REQUIRE_SIGNATURE
-        self.base_url = config.INTERNAL_INGEST_BASE_URL.rstrip("/") + "/"
-        self.prefix = config.INTERNAL_URL_PREFIX.lstrip("/")
-        size = max(1, concurrency)
-        self.client = httpx.Client(
-            timeout=httpx.Timeout(config.HTTP_TIMEOUT),
-            limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
-            headers={"User-Agent": f"django-cf-ingest/{__version__} stage1"},
-            follow_redirects=False,
+        self.site = SiteClient(
+            stage="Stage 1", purpose="posts uploads to it", concurrency=concurrency
         )
 
     def url(self, upload_id: int) -> str:
-        return f"{self.base_url}{self.prefix}{upload_id}"
+        return self.site.url(str(upload_id))
 
     def request_headers(self, url: str, body: bytes) -> dict[str, str]:
-        headers = {"Content-Type": "application/json"}
-        if self.sign:
-            path = httpx.URL(url).path
-            headers.update(signed_headers(self.secret, "POST", path, body))
-        else:
-            headers[SECRET_HEADER] = self.secret
-        return headers
+        return self.site.headers("POST", url, body)
 
     def handle(self, upload_id: int) -> Decision:
         url = self.url(upload_id)
@@ -218,7 +188,7 @@ class Stage1Handler(Handler):
         body = json.dumps({"uploadId": upload_id, "nonce": secrets.token_hex(16)})
         content = body.encode()
         try:
-            response = self.client.post(
+            response = self.site.http.post(
                 url, content=content, headers=self.request_headers(url, content)
             )
         except httpx.TimeoutException as exc:
@@ -233,4 +203,4 @@ class Stage1Handler(Handler):
         return decide(upload_id, response)
 
     def close(self) -> None:
-        self.client.close()
+        self.site.close()

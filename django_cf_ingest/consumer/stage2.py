@@ -39,16 +39,15 @@ import httpx
 from django.core.exceptions import ImproperlyConfigured
 from django.core.files.storage import Storage
 
-from .. import __version__
 from ..conf import SETTING_NAME, get_settings
 from ..exceptions import ProviderError, TransientProviderError
-from ..internal.auth import SECRET_HEADER, configured_secrets, signed_headers
 from ..models import Stage
 from ..providers import load_provider
 from ..providers.workers_ai import WorkersAIProvider, image_input, run_fields
 from ..storage import get_upload_storage
 from .handlers import Decision, Handler
-from .stage1 import CONFIGURATION_RETRY_DELAY, base_url_problem, decide
+from .site import SiteClient
+from .stage1 import CONFIGURATION_RETRY_DELAY, decide
 
 logger = logging.getLogger("django_cf_ingest.consumer")
 
@@ -181,18 +180,11 @@ class Stage2Handler(Handler):
 
     def __init__(self, concurrency: int = 4) -> None:
         config = get_settings()
-        accepted = configured_secrets()
-        if not accepted:
-            raise ImproperlyConfigured(
-                f'Stage 2 needs {SETTING_NAME}["INTERNAL_SECRETS"]: the consumer '
-                "sends the first one to the internal endpoints."
-            )
-        problem = base_url_problem(config.INTERNAL_INGEST_BASE_URL)
-        if problem:
-            raise ImproperlyConfigured(
-                f"{problem} Stage 2 asks the site for metadata and reports back "
-                f'there: set {SETTING_NAME}["INTERNAL_INGEST_BASE_URL"].'
-            )
+        self.site = SiteClient(
+            stage="Stage 2",
+            purpose="asks the site for metadata and reports back there",
+            concurrency=concurrency,
+        )
         provider = load_provider(PROVIDER, config.provider_options(PROVIDER))
         if not isinstance(provider, WorkersAIProvider):
             raise ImproperlyConfigured(
@@ -207,41 +199,20 @@ class Stage2Handler(Handler):
             )
         self.provider = provider
         self.storage = get_upload_storage()
-        self.secret = accepted[0]
-        self.sign = config.REQUIRE_SIGNATURE
-        self.base_url = config.INTERNAL_INGEST_BASE_URL.rstrip("/") + "/"
-        self.prefix = config.INTERNAL_URL_PREFIX.lstrip("/")
-        size = max(1, concurrency)
-        self.client = httpx.Client(
-            timeout=httpx.Timeout(config.HTTP_TIMEOUT),
-            limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
-            headers={"User-Agent": f"django-cf-ingest/{__version__} stage2"},
-            follow_redirects=False,
-        )
 
     # The site's endpoints ---------------------------------------------------
-
-    def _headers(self, method: str, url: str, body: bytes) -> dict[str, str]:
-        headers = {"Content-Type": "application/json"} if body else {}
-        if self.sign:
-            parsed = httpx.URL(url)
-            path = parsed.path
-            if parsed.query:
-                path += "?" + parsed.query.decode()
-            headers.update(signed_headers(self.secret, method, path, body))
-        else:
-            headers[SECRET_HEADER] = self.secret
-        return headers
 
     def fetch_meta(self, upload_id: int) -> dict[str, Any] | Decision:
         """The upload's metadata, with this delivery's claim; or what to do
         with the message when there is nothing to run."""
-        url = f"{self.base_url}{self.prefix}meta/{upload_id}"
-        if self.sign:
+        url = self.site.url(f"meta/{upload_id}")
+        if self.site.sign:
             # A fresh nonce makes every signed GET, and so its signature, unique.
             url += f"?nonce={secrets.token_hex(16)}"
         try:
-            response = self.client.get(url, headers=self._headers("GET", url, b""))
+            response = self.site.http.get(
+                url, headers=self.site.headers("GET", url, b"")
+            )
         except httpx.HTTPError as exc:
             return self._unreachable(upload_id, exc)
         if response.status_code != 200:
@@ -269,15 +240,17 @@ class Stage2Handler(Handler):
 
     def report(self, upload_id: int, body: dict[str, Any]) -> Decision:
         """POST the run's result; the answer decides the message's fate."""
-        url = f"{self.base_url}{self.prefix}complete"
+        url = self.site.url("complete")
         for attempt in range(1, REPORT_ATTEMPTS + 1):
             # A fresh nonce makes every request, and so every signature, unique.
             content = json.dumps(
                 {**body, "nonce": secrets.token_hex(16)}, ensure_ascii=False
             ).encode()
             try:
-                response = self.client.post(
-                    url, content=content, headers=self._headers("POST", url, content)
+                response = self.site.http.post(
+                    url,
+                    content=content,
+                    headers=self.site.headers("POST", url, content),
                 )
             except httpx.HTTPError as exc:
                 if attempt == REPORT_ATTEMPTS:
@@ -374,7 +347,7 @@ class Stage2Handler(Handler):
         return self.report(upload_id, body)
 
     def close(self) -> None:
-        self.client.close()
+        self.site.close()
         self.provider.close()
 
 
