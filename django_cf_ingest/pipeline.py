@@ -97,6 +97,19 @@ def _done_outcome(upload: Upload) -> Outcome:
     )
 
 
+def _load(upload_id: int) -> Upload | None:
+    return Upload.objects.select_related("document_type").filter(pk=upload_id).first()
+
+
+def _ended(upload: Upload) -> Outcome | None:
+    """The outcome for a delivery of an upload whose runs are over, or None."""
+    if upload.status in DONE_STATUSES:
+        return _done_outcome(upload)
+    if upload.status == UploadStatus.DEAD:
+        return Outcome(Result.ALREADY_DONE, upload.pk, error_code="dead")
+    return None
+
+
 def claim(upload_id: int) -> Claim | Outcome:
     """Take the upload for this delivery, or say why not."""
     now = timezone.now()
@@ -115,16 +128,12 @@ def claim(upload_id: int) -> Claim | Outcome:
         )
         == 1
     )
-    upload = Upload.objects.select_related("document_type").filter(pk=upload_id).first()
+    upload = _load(upload_id)
     if upload is None:
         return Outcome(Result.NOT_FOUND, upload_id, error_code="unknown_upload")
     if won:
         return Claim(upload=upload, token=token)
-    if upload.status in DONE_STATUSES:
-        return _done_outcome(upload)
-    if upload.status == UploadStatus.DEAD:
-        return Outcome(Result.ALREADY_DONE, upload_id, error_code="dead")
-    return Outcome(
+    return _ended(upload) or Outcome(
         Result.BUSY,
         upload_id,
         error_code="busy",
@@ -141,7 +150,7 @@ def resume(upload_id: int, token: str) -> Claim | Outcome:
     upload done and changes nothing; a delivery whose claim was taken over is
     stale.
     """
-    upload = Upload.objects.select_related("document_type").filter(pk=upload_id).first()
+    upload = _load(upload_id)
     if upload is None:
         return Outcome(Result.NOT_FOUND, upload_id, error_code="unknown_upload")
     if not token or not constant_time_compare(upload.delivery_token, token):
@@ -153,11 +162,7 @@ def resume(upload_id: int, token: str) -> Claim | Outcome:
         )
     if upload.status == UploadStatus.PROCESSING:
         return Claim(upload=upload, token=token)
-    if upload.status in DONE_STATUSES:
-        return _done_outcome(upload)
-    if upload.status == UploadStatus.DEAD:
-        return Outcome(Result.ALREADY_DONE, upload_id, error_code="dead")
-    return Outcome(
+    return _ended(upload) or Outcome(
         Result.BUSY,
         upload_id,
         error_code="not_held",
