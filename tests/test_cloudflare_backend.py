@@ -24,8 +24,8 @@ from django_cf_ingest.queues.cloudflare import (
 from django_cf_ingest.queues.cloudflare_api import (
     CloudflarePermanentError,
     CloudflareTransientError,
-    retry_after_seconds,
 )
+from django_cf_ingest.retry_after import parse_retry_after
 
 from . import cloudflare_support
 from .cloudflare_support import ACCOUNT_ID, QUEUE, TOKEN, CloudflareSite
@@ -400,10 +400,10 @@ def test_ack_warnings_map_or_list() -> None:
 
 
 def test_retry_after_header_forms() -> None:
-    assert retry_after_seconds("12") == 12
-    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0
-    assert retry_after_seconds("soon") is None
-    assert retry_after_seconds(None) is None
+    assert parse_retry_after("12") == 12
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after(None) is None
 
 
 def test_configuration_checks(use_cloudflare: UseCloudflare) -> None:

@@ -30,14 +30,13 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
 from ..models import Stage
+from ..retry_after import parse_retry_after
 from .handlers import Decision, Handler
 from .site import SiteClient
 
@@ -63,22 +62,6 @@ def base_url_problem(url: str) -> str | None:
     if parts.username or parts.password:
         return "INTERNAL_INGEST_BASE_URL carries credentials."
     return None
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` value: delta-seconds or an HTTP date."""
-    value = (value or "").strip()
-    if not value:
-        return None
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:

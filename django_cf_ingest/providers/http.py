@@ -40,8 +40,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
 
 import httpx
@@ -54,6 +52,7 @@ from ..exceptions import (
     RateLimited,
     TransientProviderError,
 )
+from ..retry_after import parse_retry_after
 from ..validation import parse_json_text
 from .base import Provider, ProviderResult, Usage
 
@@ -65,28 +64,6 @@ MAX_DETAIL = 300
 TRANSIENT_STATUSES = frozenset({408, 425})
 
 Classifier = Callable[[httpx.Response], ProviderError | None]
-
-
-def parse_retry_after(
-    value: str | None, *, now: datetime | None = None
-) -> float | None:
-    """Seconds to wait from a ``Retry-After`` value: delay-seconds or an HTTP
-    date. None when absent or unreadable; never negative."""
-    if not value or not value.strip():
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    delay = (when - (now or datetime.now(UTC))).total_seconds()
-    return max(0.0, delay)
 
 
 def retry_after(response: httpx.Response) -> float | None:

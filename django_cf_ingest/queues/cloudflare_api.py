@@ -16,7 +16,6 @@ message. The API token is only ever put in the ``Authorization`` header.
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import threading
 import time
@@ -25,6 +24,7 @@ from typing import Any
 import httpx
 
 from ..exceptions import PermanentQueueError, TransientQueueError
+from ..retry_after import parse_retry_after
 
 logger = logging.getLogger("django_cf_ingest.queues")
 
@@ -72,22 +72,6 @@ class CloudflarePermanentError(CloudflareAPIError, PermanentQueueError):
         super().__init__(message)
         self.status_code = status_code
         self.codes = codes
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """``Retry-After`` as seconds: a number, or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 def _errors(data: Any) -> list[dict[str, Any]]:
@@ -182,7 +166,7 @@ class QueuesAPI:
                 message,
                 status_code=status,
                 codes=codes,
-                retry_after=retry_after_seconds(response.headers.get("Retry-After")),
+                retry_after=parse_retry_after(response.headers.get("Retry-After")),
             )
         if status >= 400:
             raise CloudflarePermanentError(message, status_code=status, codes=codes)
