@@ -14,7 +14,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponseRedirect
+from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404
 from django.urls import URLPattern, path, reverse
@@ -32,10 +32,9 @@ from .models import (
     QueueMessage,
     Upload,
 )
-from .preview import PreviewUnavailable, file_response
+from .preview import original_response
 from .reporting import with_latest_extraction
 from .services import DEAD_LETTER_STATUSES, rerun_uploads, review
-from .storage import preview_url
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -275,13 +274,7 @@ class UploadAdmin(admin.ModelAdmin):
         upload = get_object_or_404(Upload, pk=pk)
         if not self.has_view_permission(request, upload):
             raise PermissionDenied
-        signed = preview_url(upload)
-        if signed:
-            return HttpResponseRedirect(signed)
-        try:
-            return file_response(upload)
-        except PreviewUnavailable as exc:
-            raise Http404(str(exc)) from exc
+        return original_response(upload)
 
     def has_replay_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("cf_ingest.replay_upload")

@@ -13,7 +13,13 @@ import logging
 from typing import TYPE_CHECKING
 
 from django.core.cache import cache
-from django.http import FileResponse, HttpResponse
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpResponse,
+    HttpResponseBase,
+    HttpResponseRedirect,
+)
 from PIL import Image, ImageOps
 
 if TYPE_CHECKING:
@@ -152,3 +158,18 @@ def file_response(upload: Upload) -> FileResponse:
     response["Cache-Control"] = "private, max-age=600"
     response["X-Content-Type-Options"] = "nosniff"
     return response
+
+
+def original_response(upload: Upload) -> HttpResponseBase:
+    """The upload's file for a viewer already allowed to see it: a redirect to
+    a short-lived signed URL where the storage signs, else the file streamed
+    by this process. Raises ``Http404`` when the file cannot be read."""
+    from .storage import preview_url
+
+    signed = preview_url(upload)
+    if signed:
+        return HttpResponseRedirect(signed)
+    try:
+        return file_response(upload)
+    except PreviewUnavailable as exc:
+        raise Http404(str(exc)) from exc

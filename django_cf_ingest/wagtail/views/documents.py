@@ -3,7 +3,7 @@ the original file, its pages as images, and a thumbnail."""
 
 from __future__ import annotations
 
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET
@@ -11,11 +11,10 @@ from django.views.decorators.http import require_GET
 from ...preview import (
     THUMBNAIL_WIDTH,
     PreviewUnavailable,
-    file_response,
+    original_response,
     png_response,
     render_page,
 )
-from ...storage import preview_url
 from ..permissions import VIEW, forbidden, user_can
 from .review import get_upload
 
@@ -27,14 +26,7 @@ def original(request: HttpRequest, pk: int) -> HttpResponseBase:
     else streamed from the storage by this view."""
     if not user_can(request.user, VIEW):
         return forbidden(request)
-    upload = get_upload(pk)
-    signed = preview_url(upload)
-    if signed:
-        return HttpResponseRedirect(signed)
-    try:
-        return file_response(upload)
-    except PreviewUnavailable as exc:
-        raise Http404(str(exc)) from exc
+    return original_response(get_upload(pk))
 
 
 @require_GET
