@@ -14,7 +14,6 @@ from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
-from pytest_django.live_server_helper import LiveServer
 
 from django_cf_ingest.models import Upload
 from django_cf_ingest.services import create_upload
@@ -23,14 +22,6 @@ from .conftest import make_png
 
 SECRET = "test-secret-0123456789abcdef"
 FAKE = {"BACKEND": "tests.fake_provider.FakeProvider"}
-
-
-@pytest.fixture(scope="session")
-def live_server() -> Iterator[LiveServer]:
-    """pytest-django's live server, bound to 127.0.0.1 rather than localhost."""
-    server = LiveServer("127.0.0.1")
-    yield server
-    server.stop()
 
 
 def new_upload(name: str = "doc.png", doc_type: str = "big-five") -> Upload:

@@ -60,14 +60,6 @@ if not shutil.which(CHROMIUM):
 
 
 @pytest.fixture(scope="module")
-def live_server() -> Iterator[LiveServer]:
-    """pytest-django's live server on 127.0.0.1, serving the static files."""
-    server = LiveServer("127.0.0.1")
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 

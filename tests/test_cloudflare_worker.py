@@ -63,14 +63,6 @@ class ScriptedProvider(fake_provider.FakeProvider):
         return super().extract(request)
 
 
-@pytest.fixture(scope="session")
-def live_server() -> Iterator[LiveServer]:
-    """pytest-django's live server on 127.0.0.1, where the Worker reaches it."""
-    server = LiveServer("127.0.0.1")
-    yield server
-    server.stop()
-
-
 @pytest.fixture
 def site(settings: Any, live_server: LiveServer) -> LiveServer:
     fake_provider.calls.clear()

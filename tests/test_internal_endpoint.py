@@ -24,9 +24,7 @@ from django_cf_ingest.models import (
 )
 
 from . import fake_provider
-from .stage1_support import FAKE, SECRET, live_server, new_upload
-
-__all__ = ["live_server"]
+from .stage1_support import FAKE, SECRET, new_upload
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

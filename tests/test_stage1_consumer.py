@@ -44,14 +44,13 @@ from .stage1_support import (
     SECRET,
     Reply,
     ScriptedSite,
-    live_server,
     new_upload,
     scripted_site,
     upload_many,
 )
 from .subprocess_env import manage
 
-__all__ = ["live_server", "scripted_site"]
+__all__ = ["scripted_site"]
 
 # Tests that touch the database share it with a live server or a subprocess.
 uses_db = pytest.mark.django_db(transaction=True)

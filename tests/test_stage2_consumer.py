@@ -41,7 +41,6 @@ from .fakes.workers_ai import (
     cf_error,
     decoded_image,
 )
-from .stage1_support import live_server
 from .stage2_support import (
     BIG_FIVE,
     MODEL,
@@ -55,7 +54,7 @@ from .stage2_support import (
 )
 from .subprocess_env import ROOT, child_env
 
-__all__ = ["fake_r2", "live_server", "r2", "use_workers_ai", "workers_ai"]
+__all__ = ["fake_r2", "r2", "use_workers_ai", "workers_ai"]
 
 
 @pytest.fixture
