@@ -24,13 +24,12 @@ from django_cf_ingest.models import (
 from django_cf_ingest.providers.base import ExtractionRequest, ProviderResult
 from django_cf_ingest.queues.cloudflare import CloudflareBackend
 
-from . import cloudflare_support, stage1_support
+from . import cloudflare_support
 from .cloudflare_support import FAKE, CloudflareSite, shared_file_uploads
 from .fake_provider import FakeProvider
 
 cloudflare = cloudflare_support.cloudflare
 use_cloudflare = cloudflare_support.use_cloudflare
-live_server = stage1_support.live_server
 
 UseCloudflare = Callable[..., CloudflareBackend]
 
