@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 MANAGE := $(PY) manage.py
 DEMO_PORT ?= 8000
 
-.PHONY: install demo run test test-postgres lint typecheck check samples clean
+.PHONY: install demo demo-cloudflare run test test-postgres lint typecheck check samples clean
 
 .tools/bin/uv:
 	python3 -m pip install --quiet --target .tools/lib uv
@@ -19,6 +19,20 @@ $(VENV)/.installed: pyproject.toml uv.lock | $(filter .tools/bin/uv,$(UV))
 install: $(VENV)/.installed
 
 demo: install
+	$(PY) -m example_project.demo.run_demo
+
+# The demo again, published to and pulled from the local Cloudflare Queues
+# emulator through Cloudflare's REST API, as a site on Cloudflare would.
+EMULATOR_PORT ?= 8787
+demo-cloudflare: install
+	@set -e; \
+	$(MANAGE) cf_ingest_emulator --port $(EMULATOR_PORT) --queue ai-ingest \
+		--token demo-emulator-token > var/emulator.log 2>&1 & emulator=$$!; \
+	trap 'kill $$emulator 2>/dev/null' EXIT; \
+	for _ in $$(seq 50); do grep -q "Point the site" var/emulator.log 2>/dev/null && break; sleep 0.2; done; \
+	CF_API_BASE_URL=http://127.0.0.1:$(EMULATOR_PORT)/client/v4 \
+	CF_ACCOUNT_ID=$$(sed -n 's/.*CF_ACCOUNT_ID=//p' var/emulator.log) \
+	CF_AI_INGEST_QUEUE_ID=ai-ingest CF_API_TOKEN=demo-emulator-token \
 	$(PY) -m example_project.demo.run_demo
 
 run: install

@@ -81,7 +81,10 @@ def main() -> int:
             )
         expected_by_upload[upload.pk] = entry["expected"]
 
-    print("Running the consumer until the queue is drained ...", flush=True)
+    from django_cf_ingest.queues import get_backend
+
+    queue = type(get_backend()).__name__
+    print(f"Running the consumer until the queue ({queue}) is drained ...", flush=True)
     started = time.monotonic()
     call_command(
         "cf_ingest_consume", drain=True, concurrency=2, poll_interval=0.2, verbosity=0
