@@ -31,6 +31,7 @@ from django_cf_ingest.providers.workers_ai import pdf_image
 from django_cf_ingest.registry import get_spec
 from example_project.demo.samples import SAMPLES_DIR
 
+from .cloudflare_support import CloudflareSite, cloudflare
 from .conftest import make_png
 from .fakes.r2 import SECRET_KEY
 from .fakes.server import FakeResponse
@@ -54,7 +55,7 @@ from .stage2_support import (
 )
 from .subprocess_env import ROOT, child_env
 
-__all__ = ["fake_r2", "r2", "use_workers_ai", "workers_ai"]
+__all__ = ["cloudflare", "fake_r2", "r2", "use_workers_ai", "workers_ai"]
 
 
 @pytest.fixture
@@ -310,9 +311,25 @@ def test_stage_1_and_stage_2_end_in_the_same_state(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("queue", ["database", "cloudflare"])
 def test_consume_command_runs_stage_2_on_the_sample_documents(
-    edge: FakeWorkersAI, r2: R2Bucket, live_server: Any
+    edge: FakeWorkersAI,
+    r2: R2Bucket,
+    live_server: Any,
+    ingest_settings: Any,
+    request: pytest.FixtureRequest,
+    queue: str,
 ) -> None:
+    overrides: dict[str, Any] = {
+        "INTERNAL_INGEST_BASE_URL": live_server.url,
+        "PROVIDERS": {"workers_ai": edge.options()},
+    }
+    cloudflare: CloudflareSite | None = None
+    if queue == "cloudflare":
+        # Published to, and pulled from, the Queues emulator over REST.
+        cloudflare = request.getfixturevalue("cloudflare")
+        overrides["QUEUE"] = cloudflare.queue_settings()
+        ingest_settings(QUEUE=overrides["QUEUE"])
     manifest = json.loads((SAMPLES_DIR / "manifest.json").read_text())
     uploads, expected, answers = [], {}, {}
     for sample in manifest:
@@ -332,10 +349,6 @@ def test_consume_command_runs_stage_2_on_the_sample_documents(
         return cf_answer(answers[hashlib.sha256(decoded_image(request)).hexdigest()])
 
     edge.enqueue(*[read_right] * len(uploads))
-    overrides = {
-        "INTERNAL_INGEST_BASE_URL": live_server.url,
-        "PROVIDERS": {"workers_ai": edge.options()},
-    }
     env = {**child_env(**overrides), **r2.fake.environment(r2.name)}
     env.pop("CF_AI_INGEST_QUEUE_ID", None)
 
@@ -366,6 +379,11 @@ def test_consume_command_runs_stage_2_on_the_sample_documents(
     for secret in (SECRET, API_TOKEN, SECRET_KEY):
         assert secret not in output
     assert not QueueMessage.objects.exists()
+    if cloudflare is not None:
+        assert cloudflare.messages() == []
+        operations = {r.operation for r in cloudflare.emulator.recorded()}
+        assert operations & {"queues-push-message", "queues-push-messages"}
+        assert {"queues-pull-messages", "queues-ack-messages"} <= operations
     extractions = Extraction.objects.filter(upload__in=uploads)
     assert len(extractions) == len(uploads)
     assert {e.stage for e in extractions} == {Stage.STAGE2}
