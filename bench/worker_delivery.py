@@ -10,11 +10,15 @@ delivery path: queue, Worker, HTTP to the site, the site's claim and save
 on this machine on 127.0.0.1: a local emulation of Cloudflare Queues, not the
 service itself, and Django's threaded test server on SQLite.
 
-Two measurements:
+Three measurements:
 - burst: all uploads enqueued at once; rate = uploads / (last processed -
   enqueue), and the spread of enqueue-to-processed times;
 - single: one message at a time on an idle queue, enqueue to processed, which
-  includes the consumer's max_batch_timeout wait.
+  includes the consumer's max_batch_timeout wait;
+- baseline: as many other uploads delivered to the same server by the Python
+  Stage 1 consumer (``cf_ingest_consume --stage 1``, database queue, as many
+  threads as the Worker has messages in flight), in this process; the burst
+  rate is also printed as a ratio of it.
 """
 
 from __future__ import annotations
@@ -140,6 +144,34 @@ def singles(runtime: Any, uploads: list[Any], timeout: float) -> dict[str, Any]:
     }
 
 
+def python_consumer(uploads: list[Any], parallel: int, base_url: str) -> float:
+    """Uploads per second through the Python Stage 1 consumer."""
+    from django.conf import settings
+
+    from django_cf_ingest.conf import get_settings
+    from django_cf_ingest.consumer.stage1 import Stage1Handler
+    from django_cf_ingest.consumer.worker import Worker
+    from django_cf_ingest.queues.database import DatabaseBackend
+
+    settings.CF_INGEST = {**settings.CF_INGEST, "INTERNAL_INGEST_BASE_URL": base_url}
+    get_settings.cache_clear()
+    backend = DatabaseBackend({"QUEUE": "bench-baseline"})
+    ids = [u.pk for u in uploads]
+    started = time.time()
+    backend.enqueue_batch([{"uploadId": pk} for pk in ids])
+    Worker(
+        backend,
+        Stage1Handler(concurrency=parallel),
+        concurrency=parallel,
+        batch_size=parallel,
+        drain=True,
+        poll_interval=0.05,
+        relay=False,
+    ).run()
+    done = wait_processed(ids, 60)
+    return len(ids) / (max(done.values()) - started)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--uploads", type=int, default=200)
@@ -164,6 +196,7 @@ def main() -> None:
     server = LiveServer("127.0.0.1")
     uploads = make_uploads(args.uploads, "burst")
     single = make_uploads(args.single, "single")
+    baseline_uploads = make_uploads(args.uploads, "baseline")
     call_command(
         "cf_ingest_worker",
         str(work / "worker"),
@@ -190,6 +223,11 @@ def main() -> None:
             "burst": burst(runtime, uploads, args.timeout),
             "single": singles(runtime, single, args.timeout),
         }
+        rate = python_consumer(baseline_uploads, args.parallel, server.url)
+        result["baseline_python_stage1_uploads_per_second"] = round(rate, 1)
+        result["burst_rate_vs_baseline"] = round(
+            result["burst"]["uploads_per_second"] / rate, 2
+        )
     finally:
         runtime.stop()
         server.stop()
