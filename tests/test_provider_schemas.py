@@ -141,7 +141,10 @@ def test_string_enums_patterns_and_item_bounds() -> None:
 
 
 class _Odd(BaseModel):
-    maybe_count: Optional[int] = Field(None, description="Count, if printed.")  # noqa: UP045
+    # The old spelling of an optional field, as older code writes it.
+    maybe_count: Optional[int] = Field(  # noqa: UP045
+        None, description="Count, if printed."
+    )
     maybe_label: str | None = None
     level: Literal[1, 2, 3] = Field(title="Level")
     taken_on: datetime.date = Field(title="Date taken")

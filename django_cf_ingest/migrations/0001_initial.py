@@ -2,14 +2,14 @@
 
 import django.db.models.deletion
 import django.utils.timezone
-import django_cf_ingest.models
-import django_cf_ingest.storage
 from django.conf import settings
 from django.db import migrations, models
 
+import django_cf_ingest.models
+import django_cf_ingest.storage
+
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -18,153 +18,406 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='DocumentType',
+            name="DocumentType",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('slug', models.SlugField(max_length=64, unique=True)),
-                ('name', models.CharField(max_length=200)),
-                ('instructions', models.TextField(blank=True, help_text='Prompt text given to the model with the schema.')),
-                ('schema', models.CharField(help_text='Key of the pydantic model registered in code.', max_length=64)),
-                ('confidence_threshold', models.FloatField(blank=True, help_text='Below this, the next provider is tried. Empty: the default.', null=True)),
-                ('provider_chain', models.JSONField(blank=True, default=list, help_text='Provider names to try in order. Empty: the default chain.')),
-                ('is_active', models.BooleanField(default=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                ("slug", models.SlugField(max_length=64, unique=True)),
+                ("name", models.CharField(max_length=200)),
+                (
+                    "instructions",
+                    models.TextField(
+                        blank=True,
+                        help_text="Prompt text given to the model with the schema.",
+                    ),
+                ),
+                (
+                    "schema",
+                    models.CharField(
+                        help_text="Key of the pydantic model registered in code.",
+                        max_length=64,
+                    ),
+                ),
+                (
+                    "confidence_threshold",
+                    models.FloatField(
+                        blank=True,
+                        help_text=(
+                            "Below this, the next provider is tried. "
+                            "Empty: the default."
+                        ),
+                        null=True,
+                    ),
+                ),
+                (
+                    "provider_chain",
+                    models.JSONField(
+                        blank=True,
+                        default=list,
+                        help_text=(
+                            "Provider names to try in order. Empty: the default chain."
+                        ),
+                    ),
+                ),
+                ("is_active", models.BooleanField(default=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'verbose_name': 'document type',
-                'ordering': ['name'],
+                "verbose_name": "document type",
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='Extraction',
+            name="Extraction",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('data', models.JSONField(blank=True, default=dict)),
-                ('is_valid', models.BooleanField(default=False)),
-                ('validation_errors', models.JSONField(blank=True, default=list)),
-                ('schema_version', models.CharField(max_length=32)),
-                ('confidence', models.FloatField(default=0.0)),
-                ('provider', models.CharField(max_length=50)),
-                ('model', models.CharField(blank=True, max_length=200)),
-                ('stage', models.CharField(choices=[('in_process', 'In process'), ('stage1', 'Stage 1 (server)'), ('stage2', 'Stage 2 (edge)')], max_length=20)),
-                ('raw_response', models.JSONField(blank=True, default=dict)),
-                ('delivery_token', models.CharField(blank=True, max_length=32)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                ("data", models.JSONField(blank=True, default=dict)),
+                ("is_valid", models.BooleanField(default=False)),
+                ("validation_errors", models.JSONField(blank=True, default=list)),
+                ("schema_version", models.CharField(max_length=32)),
+                ("confidence", models.FloatField(default=0.0)),
+                ("provider", models.CharField(max_length=50)),
+                ("model", models.CharField(blank=True, max_length=200)),
+                (
+                    "stage",
+                    models.CharField(
+                        choices=[
+                            ("in_process", "In process"),
+                            ("stage1", "Stage 1 (server)"),
+                            ("stage2", "Stage 2 (edge)"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("raw_response", models.JSONField(blank=True, default=dict)),
+                ("delivery_token", models.CharField(blank=True, max_length=32)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='QueueMessage',
+            name="QueueMessage",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('queue', models.CharField(default='default', max_length=100)),
-                ('body', models.JSONField()),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('available_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('lease_id', models.CharField(blank=True, db_index=True, max_length=32)),
-                ('leased_until', models.DateTimeField(blank=True, null=True)),
-                ('dead_at', models.DateTimeField(blank=True, null=True)),
-                ('last_error', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                ("queue", models.CharField(default="default", max_length=100)),
+                ("body", models.JSONField()),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                (
+                    "available_at",
+                    models.DateTimeField(default=django.utils.timezone.now),
+                ),
+                (
+                    "lease_id",
+                    models.CharField(blank=True, db_index=True, max_length=32),
+                ),
+                ("leased_until", models.DateTimeField(blank=True, null=True)),
+                ("dead_at", models.DateTimeField(blank=True, null=True)),
+                ("last_error", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
             ],
             options={
-                'ordering': ['id'],
-                'indexes': [models.Index(condition=models.Q(('dead_at__isnull', True)), fields=['queue', 'available_at'], name='cf_ingest_queue_ready')],
+                "ordering": ["id"],
+                "indexes": [
+                    models.Index(
+                        condition=models.Q(("dead_at__isnull", True)),
+                        fields=["queue", "available_at"],
+                        name="cf_ingest_queue_ready",
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Upload',
+            name="Upload",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('file', models.FileField(max_length=500, storage=django_cf_ingest.storage.upload_storage, upload_to=django_cf_ingest.models.upload_to)),
-                ('original_name', models.CharField(blank=True, max_length=255)),
-                ('content_type', models.CharField(blank=True, max_length=100)),
-                ('size', models.PositiveBigIntegerField(default=0)),
-                ('sha256', models.CharField(blank=True, db_index=True, max_length=64)),
-                ('status', models.CharField(choices=[('uploaded', 'Uploaded'), ('queued', 'Queued'), ('processing', 'Processing'), ('needs_review', 'Needs review'), ('approved', 'Approved'), ('rejected', 'Rejected'), ('failed', 'Failed'), ('dead', 'Dead')], db_index=True, default='uploaded', max_length=20)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('last_error', models.TextField(blank=True)),
-                ('delivery_token', models.CharField(blank=True, max_length=32)),
-                ('processing_started_at', models.DateTimeField(blank=True, null=True)),
-                ('requested_chain', models.JSONField(blank=True, default=list)),
-                ('reviewed_at', models.DateTimeField(blank=True, null=True)),
-                ('review_note', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('document_type', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='uploads', to='cf_ingest.documenttype')),
-                ('reviewed_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('uploaded_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                (
+                    "file",
+                    models.FileField(
+                        max_length=500,
+                        storage=django_cf_ingest.storage.upload_storage,
+                        upload_to=django_cf_ingest.models.upload_to,
+                    ),
+                ),
+                ("original_name", models.CharField(blank=True, max_length=255)),
+                ("content_type", models.CharField(blank=True, max_length=100)),
+                ("size", models.PositiveBigIntegerField(default=0)),
+                ("sha256", models.CharField(blank=True, db_index=True, max_length=64)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("uploaded", "Uploaded"),
+                            ("queued", "Queued"),
+                            ("processing", "Processing"),
+                            ("needs_review", "Needs review"),
+                            ("approved", "Approved"),
+                            ("rejected", "Rejected"),
+                            ("failed", "Failed"),
+                            ("dead", "Dead"),
+                        ],
+                        db_index=True,
+                        default="uploaded",
+                        max_length=20,
+                    ),
+                ),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("last_error", models.TextField(blank=True)),
+                ("delivery_token", models.CharField(blank=True, max_length=32)),
+                ("processing_started_at", models.DateTimeField(blank=True, null=True)),
+                ("requested_chain", models.JSONField(blank=True, default=list)),
+                ("reviewed_at", models.DateTimeField(blank=True, null=True)),
+                ("review_note", models.TextField(blank=True)),
+                (
+                    "created_at",
+                    models.DateTimeField(
+                        db_index=True, default=django.utils.timezone.now
+                    ),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "document_type",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="uploads",
+                        to="cf_ingest.documenttype",
+                    ),
+                ),
+                (
+                    "reviewed_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "uploaded_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'upload',
-                'ordering': ['-created_at', '-id'],
-                'permissions': [('review_upload', 'Can review, correct, approve and reject extractions'), ('replay_upload', 'Can re-run and replay uploads')],
+                "verbose_name": "upload",
+                "ordering": ["-created_at", "-id"],
+                "permissions": [
+                    (
+                        "review_upload",
+                        "Can review, correct, approve and reject extractions",
+                    ),
+                    ("replay_upload", "Can re-run and replay uploads"),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='ProviderCall',
+            name="ProviderCall",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('provider', models.CharField(max_length=50)),
-                ('model', models.CharField(blank=True, max_length=200)),
-                ('stage', models.CharField(choices=[('in_process', 'In process'), ('stage1', 'Stage 1 (server)'), ('stage2', 'Stage 2 (edge)')], max_length=20)),
-                ('purpose', models.CharField(default='primary', max_length=20)),
-                ('tokens_in', models.PositiveIntegerField(default=0)),
-                ('tokens_out', models.PositiveIntegerField(default=0)),
-                ('cost', models.DecimalField(decimal_places=6, default=0, max_digits=12)),
-                ('latency_ms', models.PositiveIntegerField(default=0)),
-                ('status', models.CharField(choices=[('ok', 'OK'), ('invalid', 'Invalid output'), ('error', 'Error')], max_length=10)),
-                ('error_class', models.CharField(blank=True, max_length=100)),
-                ('error_message', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
-                ('extraction', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='provider_calls', to='cf_ingest.extraction')),
-                ('upload', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='provider_calls', to='cf_ingest.upload')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                ("provider", models.CharField(max_length=50)),
+                ("model", models.CharField(blank=True, max_length=200)),
+                (
+                    "stage",
+                    models.CharField(
+                        choices=[
+                            ("in_process", "In process"),
+                            ("stage1", "Stage 1 (server)"),
+                            ("stage2", "Stage 2 (edge)"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("purpose", models.CharField(default="primary", max_length=20)),
+                ("tokens_in", models.PositiveIntegerField(default=0)),
+                ("tokens_out", models.PositiveIntegerField(default=0)),
+                (
+                    "cost",
+                    models.DecimalField(decimal_places=6, default=0, max_digits=12),
+                ),
+                ("latency_ms", models.PositiveIntegerField(default=0)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("ok", "OK"),
+                            ("invalid", "Invalid output"),
+                            ("error", "Error"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                ("error_class", models.CharField(blank=True, max_length=100)),
+                ("error_message", models.TextField(blank=True)),
+                (
+                    "created_at",
+                    models.DateTimeField(
+                        db_index=True, default=django.utils.timezone.now
+                    ),
+                ),
+                (
+                    "extraction",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="provider_calls",
+                        to="cf_ingest.extraction",
+                    ),
+                ),
+                (
+                    "upload",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="provider_calls",
+                        to="cf_ingest.upload",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.AddField(
-            model_name='extraction',
-            name='upload',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='extractions', to='cf_ingest.upload'),
+            model_name="extraction",
+            name="upload",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="extractions",
+                to="cf_ingest.upload",
+            ),
         ),
         migrations.CreateModel(
-            name='Correction',
+            name="Correction",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('field', models.CharField(max_length=200)),
-                ('value', models.JSONField(null=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('editor', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('upload', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='corrections', to='cf_ingest.upload')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                ("field", models.CharField(max_length=200)),
+                ("value", models.JSONField(null=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "editor",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "upload",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="corrections",
+                        to="cf_ingest.upload",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='OutboxMessage',
+            name="OutboxMessage",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('body', models.JSONField()),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('sent_at', models.DateTimeField(blank=True, db_index=True, null=True)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('next_attempt_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('last_error', models.TextField(blank=True)),
-                ('upload', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='cf_ingest.upload')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                ("body", models.JSONField()),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("sent_at", models.DateTimeField(blank=True, db_index=True, null=True)),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                (
+                    "next_attempt_at",
+                    models.DateTimeField(default=django.utils.timezone.now),
+                ),
+                ("last_error", models.TextField(blank=True)),
+                (
+                    "upload",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="cf_ingest.upload",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['id'],
-                'indexes': [models.Index(condition=models.Q(('sent_at__isnull', True)), fields=['next_attempt_at'], name='cf_ingest_outbox_pending')],
+                "ordering": ["id"],
+                "indexes": [
+                    models.Index(
+                        condition=models.Q(("sent_at__isnull", True)),
+                        fields=["next_attempt_at"],
+                        name="cf_ingest_outbox_pending",
+                    )
+                ],
             },
         ),
         migrations.AddConstraint(
-            model_name='extraction',
-            constraint=models.UniqueConstraint(condition=models.Q(('delivery_token', ''), _negated=True), fields=('upload', 'delivery_token'), name='cf_ingest_one_extraction_per_delivery'),
+            model_name="extraction",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("delivery_token", ""), _negated=True),
+                fields=("upload", "delivery_token"),
+                name="cf_ingest_one_extraction_per_delivery",
+            ),
         ),
     ]

@@ -14,7 +14,7 @@ import threading
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -137,14 +137,14 @@ def _read_pdf(
     return pages
 
 
-def _text_layer(reader: object, number: int) -> list[TextBox] | None:
+def _text_layer(reader: Any, number: int) -> list[TextBox] | None:
     """The page's text layer as boxes, or None when the page has none.
 
     pypdf's layout mode lays the text out on a character grid; each run of
     text separated by three or more spaces becomes a box on that grid.
     """
     try:
-        text = reader.pages[number].extract_text(extraction_mode="layout")  # type: ignore[attr-defined]
+        text = reader.pages[number].extract_text(extraction_mode="layout")
     except Exception as exc:  # A broken text layer is read as a scan instead.
         logger.debug(
             "pdf text layer unreadable page=%s error=%s", number, type(exc).__name__
