@@ -18,6 +18,10 @@ $(VENV)/.installed: pyproject.toml uv.lock | $(filter .tools/bin/uv,$(UV))
 
 install: $(VENV)/.installed
 
+# wrangler and miniflare, which run the Worker in workerd for its tests.
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+
 demo: install
 	$(PY) -m example_project.demo.run_demo
 
@@ -39,10 +43,10 @@ run: install
 	$(MANAGE) migrate --no-input
 	$(MANAGE) runserver 127.0.0.1:$(DEMO_PORT)
 
-test: install
+test: install node_modules/.package-lock.json
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test-postgres: install
+test-postgres: install node_modules/.package-lock.json
 	DATABASE_ENGINE=postgresql $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install
