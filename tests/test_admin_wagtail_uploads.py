@@ -234,12 +234,12 @@ def test_document_views_serve_pictures_and_the_file() -> None:
 
 
 def test_document_view_redirects_to_a_signed_url(monkeypatch: Any) -> None:
-    from django_cf_ingest.wagtail.views import documents
+    from django_cf_ingest import storage
 
     _, client = editor_client()
     upload = make_upload()
     signed = "https://bucket.example/cf_ingest/sheet.png?X-Amz-Signature=abc"
-    monkeypatch.setattr(documents, "preview_url", lambda u: signed)
+    monkeypatch.setattr(storage, "preview_url", lambda u: signed)
 
     response = client.get(f"{LISTING}{upload.pk}/file/")
 
