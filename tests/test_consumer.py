@@ -125,7 +125,7 @@ def _wait_for(predicate: Any, timeout: float) -> None:
 def test_consumer_killed_mid_run_finishes_every_upload_once(tmp_path: Path) -> None:
     call_log = tmp_path / "calls.log"
     overrides = {
-        "PROVIDERS": {"fake": {**FAKE, "DELAY": 0.15, "CALL_LOG": str(call_log)}},
+        "PROVIDERS": {"fake": {**FAKE, "DELAY": 0.3, "CALL_LOG": str(call_log)}},
         "PROVIDER_CHAIN": ["fake"],
         "PROCESSING_TIMEOUT": 2,
     }
@@ -133,7 +133,14 @@ def test_consumer_killed_mid_run_finishes_every_upload_once(tmp_path: Path) -> N
     args = ("cf_ingest_consume", "--concurrency", "3", "--poll-interval", "0.1")
 
     first = manage(*args, "--visibility-timeout", "2", **overrides)
-    _wait_for(lambda: Extraction.objects.count() >= 8, timeout=60)
+    # Kill it mid-run: some uploads finished, others claimed and in flight.
+    _wait_for(
+        lambda: (
+            Extraction.objects.count() >= 8
+            and Upload.objects.filter(status=UploadStatus.PROCESSING).exists()
+        ),
+        timeout=60,
+    )
     os.killpg(first.pid, signal.SIGKILL)
     first.wait(timeout=10)
     finished_before = set(
