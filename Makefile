@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 MANAGE := $(PY) manage.py
 DEMO_PORT ?= 8000
 
-.PHONY: install demo demo-cloudflare run test test-postgres lint typecheck check samples clean
+.PHONY: install demo demo-cloudflare run test test-postgres test-django52 lint typecheck check samples clean
 
 .tools/bin/uv:
 	python3 -m pip install --quiet --target .tools/lib uv
@@ -17,6 +17,15 @@ $(VENV)/.installed: pyproject.toml uv.lock | $(filter .tools/bin/uv,$(UV))
 	touch $@
 
 install: $(VENV)/.installed
+
+# The same locked packages, but Django 5.2 LTS instead of the locked 6.x.
+VENV52 := .venv-django52
+$(VENV52)/.installed: pyproject.toml uv.lock | $(filter .tools/bin/uv,$(UV))
+	$(UV) venv -q --allow-existing --python "$(PYTHON)" $(VENV52)
+	$(UV) export -q --frozen --all-extras --no-hashes --no-emit-project \
+		| grep -v '^django==' > $(VENV52)/requirements.txt
+	$(UV) pip install -q -p $(VENV52) -r $(VENV52)/requirements.txt "django>=5.2,<6" -e .
+	touch $@
 
 # wrangler and miniflare, which run the Worker in workerd for its tests.
 node_modules/.package-lock.json: package.json package-lock.json
@@ -49,6 +58,9 @@ test: install node_modules/.package-lock.json
 test-postgres: install node_modules/.package-lock.json
 	DATABASE_ENGINE=postgresql $(PY) -m pytest $(PYTEST_ARGS)
 
+test-django52: $(VENV52)/.installed node_modules/.package-lock.json
+	$(VENV52)/bin/python -m pytest $(PYTEST_ARGS)
+
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -63,4 +75,4 @@ samples: install
 	$(PY) -m example_project.demo.samples
 
 clean:
-	rm -rf $(VENV) .tools var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(VENV52) .tools var .pytest_cache .mypy_cache .ruff_cache
