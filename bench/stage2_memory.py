@@ -28,6 +28,8 @@ import tempfile
 import threading
 import time
 import tracemalloc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -180,26 +182,16 @@ def child(env: dict[str, str], *args: str, script: str = __file__) -> Any:
     return answer
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--megabytes", type=float, default=20.0)
-    args = parser.parse_args()
-
-    work = tempfile.mkdtemp(prefix="cf-ingest-bench-")
+@contextmanager
+def edge_services(work: str, *, latency: float = 0.0) -> Iterator[dict[str, str]]:
+    """Run moto's S3 server (for R2) and the fake Workers AI, answering after
+    ``latency`` seconds; yield the environment of the site's processes."""
     s3_port = free_port()
     moto = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(s3_port)]
+    fake = [sys.executable, "-m", "tests.fakes.workers_ai", "--latency", str(latency)]
     processes = [
-        subprocess.Popen(
-            moto,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        ),
-        subprocess.Popen(
-            [sys.executable, "-m", "tests.fakes.workers_ai"],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            text=True,
-        ),
+        subprocess.Popen(moto, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+        subprocess.Popen(fake, cwd=ROOT, stdout=subprocess.PIPE, text=True),
     ]
     try:
         wait_for(s3_port)
@@ -217,7 +209,7 @@ def main() -> None:
                 }
             },
         }
-        env = {
+        yield {
             **os.environ,
             "CF_INGEST_VAR_DIR": work,
             "CF_INGEST_TEST_OVERRIDES": json.dumps(overrides),
@@ -226,14 +218,23 @@ def main() -> None:
             "R2_ACCESS_KEY_ID": ACCESS_KEY,
             "R2_SECRET_ACCESS_KEY": SECRET_KEY,
         }
-        ids = child(env, "setup", str(args.megabytes))
-        small, large = child(
-            env, "measure", str(ids["warm"]), str(ids["small"]), str(ids["large"])
-        )
     finally:
         for process in processes:
             process.terminate()
             process.wait(timeout=10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--megabytes", type=float, default=20.0)
+    args = parser.parse_args()
+
+    work = tempfile.mkdtemp(prefix="cf-ingest-bench-")
+    with edge_services(work) as env:
+        ids = child(env, "setup", str(args.megabytes))
+        small, large = child(
+            env, "measure", str(ids["warm"]), str(ids["small"]), str(ids["large"])
+        )
 
     for label, run in (("small", small), ("large", large)):
         print(

@@ -17,7 +17,6 @@ import argparse
 import io
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import threading
@@ -32,12 +31,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from stage2_memory import (  # noqa: E402 - found through the path above
     ACCESS_KEY,
     BUCKET,
-    SECRET,
     SECRET_KEY,
     child,
     django_setup,
+    edge_services,
     free_port,
-    wait_for,
 )
 
 SAMPLE = ROOT / "example_project" / "demo" / "samples" / "big-five-a.png"
@@ -122,57 +120,22 @@ def main() -> None:
     args = parser.parse_args()
 
     work = tempfile.mkdtemp(prefix="cf-ingest-bench-")
-    s3_port = free_port()
-    moto = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(s3_port)]
-    fake = [sys.executable, "-m", "tests.fakes.workers_ai", "--latency"]
-    processes = [
-        subprocess.Popen(moto, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-        subprocess.Popen(
-            [*fake, str(args.latency)], cwd=ROOT, stdout=subprocess.PIPE, text=True
-        ),
-    ]
     results = []
-    try:
-        wait_for(s3_port)
-        assert processes[1].stdout is not None
-        ai_url = processes[1].stdout.readline().strip()
-        from tests.fakes.workers_ai import ACCOUNT_ID, API_TOKEN
-
-        overrides = {
-            "INTERNAL_SECRETS": [SECRET],
-            "PROVIDERS": {
-                "workers_ai": {
-                    "ACCOUNT_ID": ACCOUNT_ID,
-                    "API_TOKEN": API_TOKEN,
-                    "BASE_URL": ai_url + "/client/v4",
-                }
-            },
-        }
-        env = {
-            **os.environ,
-            "CF_INGEST_VAR_DIR": work,
-            "CF_INGEST_TEST_OVERRIDES": json.dumps(overrides),
-            "CF_INGEST_LOG_LEVEL": "WARNING",
-            "R2_BUCKET": BUCKET,
-            "R2_ENDPOINT_URL": f"http://127.0.0.1:{s3_port}",
-            "R2_ACCESS_KEY_ID": ACCESS_KEY,
-            "R2_SECRET_ACCESS_KEY": SECRET_KEY,
-        }
+    with edge_services(work, latency=args.latency) as env:
+        env = {**env, "CF_INGEST_LOG_LEVEL": "WARNING"}
         child(env, "setup", script=__file__)
         for level in args.concurrency:
             run = child(env, "consume", str(args.uploads), str(level), script=__file__)
             results.append(run)
-    finally:
-        for process in processes:
-            process.terminate()
-            process.wait(timeout=10)
 
     print(f"model latency {args.latency:g} s, {args.uploads} uploads per run")
+    baseline = results[0]["uploads"] / results[0]["seconds"]
     for run in results:
         rate = run["uploads"] / run["seconds"]
         print(
             f"concurrency {run['concurrency']:>3}: {run['seconds']:6.2f} s, "
-            f"{rate:6.2f} uploads/s, {run['outcomes']}"
+            f"{rate:6.2f} uploads/s ({rate / baseline:.1f}x concurrency "
+            f"{results[0]['concurrency']}), {run['outcomes']}"
         )
 
 
